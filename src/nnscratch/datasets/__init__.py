@@ -1,0 +1,1 @@
+"""Datasets: IDX files, MNIST and friends, downloads and caching (NumPy only)."""

@@ -1,0 +1,49 @@
+"""Exceptions and warnings of nnscratch, one class per family of problems.
+
+Every layer of the package imports from here, so this module imports nothing
+but the standard library.
+"""
+
+
+class NnscratchError(Exception):
+    """Base class of every error nnscratch raises on purpose."""
+
+
+class IdxFormatError(NnscratchError, ValueError):
+    """An IDX file (the MNIST file format) is malformed."""
+
+
+class DatasetError(NnscratchError):
+    """A dataset is missing, fails its checksum or cannot be obtained."""
+
+
+class DownloadError(DatasetError):
+    """Every mirror failed for a dataset file."""
+
+
+class ShapeError(NnscratchError, ValueError):
+    """An array given to the package has the wrong shape or dtype."""
+
+
+class TrainingDivergedError(NnscratchError, FloatingPointError):
+    """The loss became NaN or infinite during training."""
+
+
+class ModelFileError(NnscratchError, ValueError):
+    """A model or checkpoint file is corrupt, truncated, tampered with or from a newer format."""
+
+
+class ImageInputError(NnscratchError, ValueError):
+    """An image given for prediction cannot be read or holds no digit."""
+
+
+class NnscratchWarning(UserWarning):
+    """Base class of nnscratch's warnings."""
+
+
+class GradientWarning(NnscratchWarning):
+    """A numerical gradient looks wrong (e.g. f ignores the perturbed array)."""
+
+
+class DivergenceWarning(NnscratchWarning):
+    """Gradient descent diverged or barely moved: look at the learning rate."""
