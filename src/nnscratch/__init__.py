@@ -9,8 +9,58 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-# name -> submodule that defines it; filled in as features land.
-_EXPORTS: dict[str, str] = {}
+# name -> submodule that defines it (a package re-exports from its own modules).
+_EXPORTS: dict[str, str] = {
+    "numerical_diff": "calculus",
+    "numerical_gradient": "calculus",
+    "numerical_gradient_batch": "calculus",
+    "gradient_descent": "calculus",
+    "fit_line": "regression",
+    "fit_linear": "regression",
+    "compile_expression": "expressions",
+    "read_idx": "datasets",
+    "write_idx": "datasets",
+    "load_mnist": "datasets",
+    "load_dataset": "datasets",
+    "step_function": "functions",
+    "sigmoid": "functions",
+    "relu": "functions",
+    "tanh": "functions",
+    "identity": "functions",
+    "softmax": "functions",
+    "cross_entropy_error": "functions",
+    "mean_squared_error": "functions",
+    "Affine": "layers",
+    "Relu": "layers",
+    "Sigmoid": "layers",
+    "Tanh": "layers",
+    "SoftmaxWithLoss": "layers",
+    "Dropout": "layers",
+    "BatchNormalization": "layers",
+    "Convolution": "layers",
+    "Pooling": "layers",
+    "AvgPooling": "layers",
+    "Flatten": "layers",
+    "im2col": "layers",
+    "col2im": "layers",
+    "SimpleNet": "models",
+    "TwoLayerNet": "models",
+    "MultiLayerNet": "models",
+    "NielsenNetwork": "models",
+    "SimpleConvNet": "models",
+    "DeepConvNet": "models",
+    "gradient_check": "models",
+    "SGD": "optimizers",
+    "Momentum": "optimizers",
+    "Nesterov": "optimizers",
+    "AdaGrad": "optimizers",
+    "RMSprop": "optimizers",
+    "Adam": "optimizers",
+    "Trainer": "training",
+    "save_model": "io",
+    "load_model": "io",
+    "load_pretrained": "io",
+}
 
 
 def __getattr__(name: str):

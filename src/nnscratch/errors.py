@@ -47,3 +47,28 @@ class GradientWarning(NnscratchWarning):
 
 class DivergenceWarning(NnscratchWarning):
     """Gradient descent diverged or barely moved: look at the learning rate."""
+
+
+# Calculus and gradient descent (chapter 4).
+class GradientInputError(NnscratchError, ValueError):
+    """An argument of numerical_diff / numerical_gradient / gradient_descent is unusable."""
+
+
+class StepSizeError(GradientInputError):
+    """The difference step h is so small that x + h == x: the derivative would be 0/0."""
+
+
+class FunctionValueError(NnscratchError, ValueError):
+    """A function being differentiated returned a non-scalar, NaN or inf."""
+
+
+class ExpressionError(NnscratchError, ValueError):
+    """A function typed by the user (e.g. "x0**2 + x1**2") is not a safe arithmetic expression."""
+
+
+class ConfigError(NnscratchError, ValueError):
+    """A hyper-parameter or option has an invalid value (e.g. a negative learning rate)."""
+
+
+class ConvergenceWarning(NnscratchWarning):
+    """An iterative fit stopped at its step limit before meeting its tolerance."""
