@@ -20,8 +20,18 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
-	@echo "Benchmarks live in bench/; run one with: $(BIN)/python bench/<name>.py"
+# Benchmarks compare with PyTorch and scikit-learn, which are never dependencies of the
+# package: they get their own environment.
+BENCH_VENV ?= .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.nnscratch-bench-installed
+
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 threadpoolctl==3.8.0 -e '.[test]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@echo "Benchmark environment ready. Run one with: $(BENCH_VENV)/bin/python bench/<name>.py"
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info src/*.egg-info .pytest_cache
