@@ -1,0 +1,568 @@
+"""Saving and loading models and training checkpoints, without pickle.
+
+A model file is one NumPy ``.npz`` archive written with ``allow_pickle=False``:
+
+* ``param/<name>`` and ``buffer/<name>``: the model's trainable arrays and its
+  non-trainable state (BatchNorm running statistics), as plain numeric arrays;
+* ``__metadata__``: UTF-8 JSON stored as a ``uint8`` array: the format name and
+  version, the nnscratch version, the model class and its constructor config
+  (the model is rebuilt through :mod:`nnscratch.models.registry`), the name,
+  dtype and shape of every array and an optional training summary;
+* ``__sha256__``: a SHA-256 digest over every array and the metadata, so that a
+  flipped byte or an edited array is detected before the model is used.
+
+Checkpoints (``save_checkpoint``) use the same container: arrays go into the
+archive, everything else (arguments, history, RNG state) into the JSON metadata.
+Reading never unpickles anything: ``np.load(..., allow_pickle=False)`` refuses
+object arrays, and every problem becomes a :class:`~nnscratch.errors.ModelFileError`
+that names the file.
+
+Files are written with :func:`atomic_write`: a crash or Ctrl-C while saving
+never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnscratch import __version__
+from nnscratch.errors import ModelFileError
+
+__all__ = [
+    "MODEL_FORMAT",
+    "CHECKPOINT_FORMAT",
+    "FORMAT_VERSION",
+    "PRETRAINED_MODEL",
+    "Checkpoint",
+    "atomic_write",
+    "save_model",
+    "load_model",
+    "read_model_metadata",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_pretrained",
+    "pretrained_path",
+]
+
+MODEL_FORMAT = "nnscratch-model"
+CHECKPOINT_FORMAT = "nnscratch-checkpoint"
+# Bump when a reader of the previous version could misread a new file.
+FORMAT_VERSION = 1
+PRETRAINED_MODEL = "deep_convnet.npz"
+
+_METADATA_KEY = "__metadata__"
+_CHECKSUM_KEY = "__sha256__"
+_PARAM_PREFIX = "param/"
+_BUFFER_PREFIX = "buffer/"
+# Numeric kinds only: bool, signed and unsigned integers, floats.
+_ALLOWED_KINDS = frozenset("biuf")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
+    """Open a temporary file next to ``path``; on success it replaces ``path``.
+
+    The temporary file lives in the same directory (so ``os.replace`` is an
+    atomic rename), is flushed and fsynced before the rename, and the directory
+    is fsynced after it. If anything raises inside the ``with`` block (including
+    ``KeyboardInterrupt``) the temporary file is removed and ``path`` is left as
+    it was: readers see either the old file or the complete new one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final name of the file.
+    mode : {"wb", "w"}
+        Binary or text mode.
+    encoding : str, optional
+        Text encoding (default UTF-8 in text mode).
+
+    Examples
+    --------
+    >>> with atomic_write("history.json", "w") as f:   # doctest: +SKIP
+    ...     json.dump(history, f)
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ModelFileError(f"{path}: cannot write, directory {directory} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        if mode == "w":
+            handle = os.fdopen(fd, mode, encoding=encoding or "utf-8", newline="")
+        else:
+            handle = os.fdopen(fd, mode)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(directory)
+
+
+# --------------------------------------------------------------------------- the container
+
+
+def _checksum(arrays: dict[str, np.ndarray], metadata_bytes: bytes) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(f"{array.dtype.str}{array.shape}".encode("ascii") + b"\0")
+        digest.update(memoryview(array).cast("B") if array.size else b"")
+    digest.update(b"metadata\0")
+    digest.update(metadata_bytes)
+    return digest.hexdigest()
+
+
+def _check_savable(name: str, array, path) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in _ALLOWED_KINDS:
+        raise ModelFileError(
+            f"{path}: cannot save array {name!r} of dtype {array.dtype}; "
+            "only bool, integer and float arrays are stored (no pickled objects)"
+        )
+    return array
+
+
+def _write_container(path, metadata: dict, arrays: dict[str, np.ndarray]) -> Path:
+    path = Path(path)
+    arrays = {name: _check_savable(name, a, path) for name, a in arrays.items()}
+    metadata = dict(metadata)
+    metadata["arrays"] = {
+        name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in sorted(arrays.items())
+    }
+    try:
+        metadata_bytes = json.dumps(metadata, sort_keys=True, allow_nan=True).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: metadata is not JSON-serialisable: {exc}") from exc
+    digest = _checksum(arrays, metadata_bytes)
+    entries = dict(arrays)
+    entries[_METADATA_KEY] = np.frombuffer(metadata_bytes, dtype=np.uint8)
+    entries[_CHECKSUM_KEY] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **entries)
+    return path
+
+
+def _read_container(path, expected_format: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read, verify and return ``(metadata, arrays)``; any problem -> ModelFileError."""
+    path = Path(path)
+    what = "model file" if expected_format == MODEL_FORMAT else "checkpoint"
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such {what}")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, expected a {what} (.npz)")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path}: not a valid {what}: not an .npz archive (truncated or corrupt file?)"
+        )
+    entries: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            for name in archive.files:
+                entries[name] = archive[name]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(
+                f"{path}: contains a pickled object array; refusing to load it "
+                "(nnscratch files hold numeric arrays only)"
+            ) from exc
+        raise ModelFileError(f"{path}: corrupt {what}: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: corrupt or truncated {what}: {exc}") from exc
+    except Exception as exc:  # zlib.error and friends from a damaged archive
+        raise ModelFileError(f"{path}: corrupt or truncated {what}: {exc!r}") from exc
+
+    for key in (_METADATA_KEY, _CHECKSUM_KEY):
+        if key not in entries:
+            raise ModelFileError(f"{path}: not an nnscratch {what}: entry {key!r} is missing")
+    raw_meta, raw_sum = entries.pop(_METADATA_KEY), entries.pop(_CHECKSUM_KEY)
+    if raw_meta.dtype != np.uint8 or raw_meta.ndim != 1 or raw_sum.dtype != np.uint8:
+        raise ModelFileError(f"{path}: not an nnscratch {what}: malformed metadata entry")
+    metadata_bytes = raw_meta.tobytes()
+    try:
+        metadata = json.loads(metadata_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: corrupt {what}: metadata is not valid JSON ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: corrupt {what}: metadata is not a JSON object")
+
+    file_format = metadata.get("format")
+    if file_format != expected_format:
+        hint = ""
+        if file_format in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+            hint = f" (this is a {'model file' if file_format == MODEL_FORMAT else 'checkpoint'})"
+        raise ModelFileError(
+            f"{path}: not an nnscratch {what}: format is {file_format!r}, "
+            f"expected {expected_format!r}{hint}"
+        )
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: corrupt {what}: format_version is {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written in {what} format version {version} by nnscratch "
+            f"{metadata.get('nnscratch_version', '?')}; this nnscratch {__version__} reads "
+            f"versions up to {FORMAT_VERSION}: upgrade nnscratch to load it"
+        )
+
+    if _checksum(entries, metadata_bytes) != raw_sum.tobytes().decode("ascii", "replace"):
+        raise ModelFileError(
+            f"{path}: checksum mismatch: the {what} was modified or damaged after it was saved"
+        )
+
+    declared = metadata.get("arrays")
+    if not isinstance(declared, dict) or set(declared) != set(entries):
+        raise ModelFileError(f"{path}: corrupt {what}: the array list does not match the archive")
+    for name, array in entries.items():
+        if array.dtype.kind not in _ALLOWED_KINDS:
+            raise ModelFileError(f"{path}: array {name!r} has unsupported dtype {array.dtype}")
+    return metadata, entries
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _model_arrays(model) -> dict[str, np.ndarray]:
+    arrays = {_PARAM_PREFIX + name: np.asarray(a) for name, a in model.params.items()}
+    buffers = getattr(model, "buffers", None) or {}
+    arrays.update({_BUFFER_PREFIX + name: np.asarray(a) for name, a in buffers.items()})
+    return arrays
+
+
+def _model_record(model) -> dict:
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        raise ModelFileError(
+            f"cannot save {type(model).__name__}: it has no `config` dict "
+            "(the constructor kwargs that rebuild it)"
+        )
+    return {"class": type(model).__name__, "config": _to_json(config, None, "config")}
+
+
+def _check_registered(model) -> None:
+    from nnscratch.models.registry import MODELS
+
+    name = type(model).__name__
+    if MODELS.get(name) is not type(model):
+        raise ModelFileError(
+            f"cannot save {name}: it is not in nnscratch.models.registry.MODELS, "
+            "so a loader could not rebuild it"
+        )
+
+
+def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
+    """Build the model from its class and config, then copy the arrays into it."""
+    from nnscratch.models.registry import MODELS, build_model
+
+    class_name = record.get("class") if isinstance(record, dict) else None
+    config = record.get("config") if isinstance(record, dict) else None
+    if class_name not in MODELS:
+        known = ", ".join(sorted(MODELS))
+        raise ModelFileError(f"{path}: unknown model class {class_name!r} (known: {known})")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: corrupt file: model config is {config!r}, expected an object")
+    try:
+        model = build_model(class_name, config)
+    except Exception as exc:
+        raise ModelFileError(
+            f"{path}: cannot rebuild {class_name} from its saved config {config}: {exc}"
+        ) from exc
+
+    buffers = getattr(model, "buffers", None) or {}
+    for prefix, targets, kind in ((_PARAM_PREFIX, model.params, "parameter"),
+                                  (_BUFFER_PREFIX, buffers, "buffer")):
+        stored = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        missing = sorted(set(targets) - set(stored))
+        extra = sorted(set(stored) - set(targets))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {kind}s {missing}")
+            if extra:
+                parts.append(f"unexpected {kind}s {extra}")
+            raise ModelFileError(f"{path}: does not match {class_name}: " + "; ".join(parts))
+        for name, target in targets.items():
+            value = stored[name]
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ModelFileError(
+                    f"{path}: {kind} {name!r} of {class_name} should be {target.dtype} "
+                    f"{target.shape}, the file holds {value.dtype} {value.shape}"
+                )
+            # In place: the layers hold these very arrays.
+            target[...] = value
+    return model
+
+
+def save_model(model, path, *, summary: dict | None = None) -> Path:
+    """Save ``model`` to one ``.npz`` file (no pickle), atomically.
+
+    Parameters
+    ----------
+    model : Model
+        Any model registered in ``nnscratch.models.registry.MODELS`` (it needs
+        ``params``, ``buffers`` and a JSON-able ``config``).
+    path : str or os.PathLike
+        Destination, conventionally ending in ``.npz``.
+    summary : dict, optional
+        JSON-able training summary kept in the file (dataset, epochs, accuracy...).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    _check_registered(model)
+    metadata = {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nnscratch_version": __version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": _model_record(model),
+        "summary": _to_json(summary, None, "summary") if summary is not None else None,
+    }
+    return _write_container(path, metadata, _model_arrays(model))
+
+
+def load_model(path):
+    """Load a model saved by :func:`save_model`.
+
+    The file is verified (format version, checksum, array names, shapes and
+    dtypes against the rebuilt model) before any weight is used.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not an nnscratch model, from a newer format,
+        truncated, corrupt, tampered with or holds pickled objects.
+    """
+    metadata, arrays = _read_container(path, MODEL_FORMAT)
+    return _rebuild_model(Path(path), metadata.get("model"), arrays)
+
+
+def read_model_metadata(path) -> dict:
+    """Return the verified JSON metadata of a model file (class, config, summary...)."""
+    metadata, _ = _read_container(path, MODEL_FORMAT)
+    return metadata
+
+
+# --------------------------------------------------------------------------- pretrained
+
+
+def pretrained_path() -> Path:
+    """Path of the bundled pretrained model file (it may not exist in a source checkout)."""
+    return Path(str(resources.files("nnscratch") / "pretrained" / PRETRAINED_MODEL))
+
+
+def load_pretrained():
+    """Load the bundled pretrained DeepConvNet (``nnscratch/pretrained/deep_convnet.npz``)."""
+    resource = resources.files("nnscratch") / "pretrained" / PRETRAINED_MODEL
+    if not resource.is_file():
+        raise ModelFileError(
+            f"{resource}: the pretrained model is not installed; train one with "
+            "`nnscratch train` and pass it with --model DIR/model.npz"
+        )
+    with resources.as_file(resource) as path:
+        return load_model(path)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _to_json(value, arrays: dict[str, np.ndarray] | None, where: str):
+    """Turn a nested structure into JSON, moving ndarrays into ``arrays``.
+
+    An array becomes ``{"__ndarray__": key}``; a tuple becomes
+    ``{"__tuple__": [...]}`` so that it round-trips; NumPy scalars become
+    Python numbers (RNG states hold big Python ints, which JSON keeps exactly).
+    """
+    if isinstance(value, np.ndarray):
+        if arrays is None:
+            raise ModelFileError(f"{where}: must be plain JSON data, got an ndarray")
+        key = f"state/{len(arrays)}"
+        arrays[key] = value
+        return {"__ndarray__": key}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ModelFileError(f"{where}: dict key {k!r} is not a string")
+            if k in ("__ndarray__", "__tuple__"):
+                raise ModelFileError(f"{where}: dict key {k!r} is reserved")
+            out[k] = _to_json(v, arrays, f"{where}.{k}")
+        return out
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_json(v, arrays, where) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v, arrays, where) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ModelFileError(f"{where}: cannot store a value of type {type(value).__name__}")
+
+
+def _from_json(value, arrays: dict[str, np.ndarray], path):
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            key = value["__ndarray__"]
+            if key not in arrays:
+                raise ModelFileError(f"{path}: corrupt checkpoint: array {key!r} is missing")
+            return arrays[key]
+        if set(value) == {"__tuple__"}:
+            return tuple(_from_json(v, arrays, path) for v in value["__tuple__"])
+        return {k: _from_json(v, arrays, path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v, arrays, path) for v in value]
+    return value
+
+
+def _optimizer_record(optimizer, arrays: dict[str, np.ndarray]) -> dict:
+    config = getattr(optimizer, "config", {})
+    state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else {}
+    return {
+        "class": type(optimizer).__name__,
+        "config": _to_json(config, None, "optimizer config"),
+        "state": _to_json(state, arrays, "optimizer state"),
+    }
+
+
+def _rebuild_optimizer(path, record: dict, arrays: dict[str, np.ndarray]):
+    from nnscratch import optimizers
+
+    class_name = record.get("class") if isinstance(record, dict) else None
+    registry = getattr(optimizers, "OPTIMIZERS", {})
+    cls = next((c for c in registry.values() if getattr(c, "__name__", None) == class_name), None)
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown optimizer class {class_name!r}")
+    try:
+        optimizer = cls(**record.get("config", {}))
+        if hasattr(optimizer, "load_state_dict"):
+            optimizer.load_state_dict(_from_json(record.get("state", {}), arrays, path))
+    except ModelFileError:
+        raise
+    except Exception as exc:
+        raise ModelFileError(f"{path}: cannot restore optimizer {class_name}: {exc}") from exc
+    return optimizer
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns.
+
+    Attributes
+    ----------
+    model : Model
+        Rebuilt with the checkpoint's weights and buffers.
+    optimizer : Optimizer
+        Rebuilt with its config and internal state (momenta, step count).
+    trainer_state : dict
+        ``Trainer.state_dict()`` as saved (arrays restored as ndarrays).
+    args : dict
+        The command-line (or caller) arguments of the run, for resuming.
+    metadata : dict
+        The file's JSON metadata (versions, time of saving).
+    """
+
+    model: Any
+    optimizer: Any
+    trainer_state: dict
+    args: dict
+    metadata: dict = field(default_factory=dict, repr=False)
+
+
+def save_checkpoint(path, trainer_state: dict, *, model, optimizer, args: dict | None = None) -> Path:
+    """Save everything needed to resume training into one ``.npz`` file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination (e.g. ``runs/latest/checkpoint.npz``).
+    trainer_state : dict
+        ``Trainer.state_dict()``: nested dicts/lists/tuples of numbers, strings,
+        ndarrays and RNG ``bit_generator.state`` dicts.
+    model, optimizer
+        The model (saved like :func:`save_model`) and its optimizer (class,
+        config and ``state_dict()``).
+    args : dict, optional
+        JSON-able run arguments.
+    """
+    _check_registered(model)
+    arrays = _model_arrays(model)
+    optimizer_record = _optimizer_record(optimizer, arrays)
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nnscratch_version": __version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": _model_record(model),
+        "optimizer": optimizer_record,
+        "trainer_state": _to_json(trainer_state, arrays, "trainer_state"),
+        "args": _to_json(args or {}, None, "args"),
+    }
+    return _write_container(path, metadata, arrays)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint` (verified like a model file)."""
+    path = Path(path)
+    metadata, arrays = _read_container(path, CHECKPOINT_FORMAT)
+    model_arrays = {
+        k: v for k, v in arrays.items() if k.startswith((_PARAM_PREFIX, _BUFFER_PREFIX))
+    }
+    model = _rebuild_model(path, metadata.get("model"), model_arrays)
+    optimizer = _rebuild_optimizer(path, metadata.get("optimizer"), arrays)
+    trainer_state = _from_json(metadata.get("trainer_state", {}), arrays, path)
+    args = metadata.get("args") or {}
+    if not isinstance(trainer_state, dict) or not isinstance(args, dict):
+        raise ModelFileError(f"{path}: corrupt checkpoint: trainer state or args is not an object")
+    return Checkpoint(model, optimizer, trainer_state, args, metadata)
