@@ -1,1 +1,11 @@
-"""Datasets: IDX files, MNIST and friends, downloads and caching (NumPy only)."""
+"""Datasets: IDX files, MNIST and friends, downloads and caching (NumPy only).
+
+``read_idx`` / ``write_idx`` handle the IDX file format; ``load_mnist`` is the
+book's loader (``dataset.mnist.load_mnist``) backed by the embedded MNIST files
+and a verified on-disk cache; ``load_dataset`` loads Fashion-MNIST and KMNIST
+too, downloading them on first use.
+"""
+
+from nnscratch.datasets.idx import decode_idx, encode_idx, read_idx, write_idx
+
+__all__ = ["read_idx", "write_idx", "decode_idx", "encode_idx"]
