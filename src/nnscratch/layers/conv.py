@@ -1,0 +1,458 @@
+"""Convolution and pooling layers (book chapter 7), fast enough to train on a CPU.
+
+Public shapes follow the book: images are ``(N, C, H, W)``, filters
+``(FN, C, FH, FW)``, and :func:`im2col` returns ``(N*OH*OW, C*FH*FW)``.
+
+Internally the layers work *channels-last*. A convolution unrolls a
+channels-last input into ``(N*OH*OW, FH*FW*C)`` rows, so one matrix product
+gives the output already in ``(N, OH, OW, FN)`` memory order; the layer hands
+it on as an ``(N, FN, OH, OW)`` *view* (a transpose, no copy). The next layer
+transposes back to channels-last for free, so a stack of conv / ReLU / pooling
+layers never shuffles memory between layers. Callers only ever see NCHW
+shapes; the memory order behind them is an implementation detail that NumPy's
+strides keep honest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError
+
+__all__ = [
+    "conv_output_size",
+    "im2col",
+    "col2im",
+    "Convolution",
+    "Pooling",
+    "AvgPooling",
+    "Flatten",
+]
+
+
+# --------------------------------------------------------------------------
+# shape arithmetic and validation
+
+
+def _positive_int(value, name: str, *, allow_zero: bool = False) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ShapeError(f"{name} must be an integer, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ShapeError(f"{name} must be a {kind} integer, got {value}")
+    return int(value)
+
+
+def conv_output_size(size: int, filter_size: int, stride: int = 1, pad: int = 0,
+                     *, axis: str = "height") -> int:
+    """Output length of a sliding window: ``(size + 2*pad - filter_size) / stride + 1``.
+
+    Raises
+    ------
+    ShapeError
+        If the window is larger than the padded input, or if the stride does
+        not tile the padded input exactly (the book silently drops the
+        remainder, which hides mistakes in a network's sizes).
+    """
+    padded = size + 2 * pad
+    if filter_size > padded:
+        raise ShapeError(
+            f"window {axis} {filter_size} is larger than the padded input {axis} "
+            f"{padded} (input {size} + 2*pad {pad})")
+    if (padded - filter_size) % stride:
+        raise ShapeError(
+            f"stride {stride} does not fit the padded input {axis} {padded} with window "
+            f"{filter_size} evenly: ({padded} - {filter_size}) % {stride} = "
+            f"{(padded - filter_size) % stride}; change pad or stride")
+    return (padded - filter_size) // stride + 1
+
+
+def _check_images(x, name: str = "x") -> np.ndarray:
+    if not hasattr(x, "ndim") or not hasattr(x, "dtype"):
+        raise ShapeError(f"{name} must be an array of shape (N, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ShapeError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ShapeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+    return x
+
+
+def _check_dout(dout, expected_shape: tuple, layer: str) -> np.ndarray:
+    if tuple(dout.shape) != tuple(expected_shape):
+        raise ShapeError(
+            f"{layer}.backward: dout must have the forward output's shape "
+            f"{tuple(expected_shape)}, got {tuple(dout.shape)}")
+    return dout
+
+
+# --------------------------------------------------------------------------
+# channels-last building blocks (used by the layers)
+
+
+def _pad_nhwc(x: np.ndarray, pad: int, fill: float = 0.0) -> np.ndarray:
+    """Copy ``(N, H, W, C)`` into a ``(N, H+2p, W+2p, C)`` array with a border of ``fill``."""
+    if pad == 0:
+        return x
+    n, h, w, c = x.shape
+    out = np.empty((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype, like=x)
+    out[:, :pad] = fill
+    out[:, h + pad:] = fill
+    out[:, pad:h + pad, :pad] = fill
+    out[:, pad:h + pad, w + pad:] = fill
+    out[:, pad:h + pad, pad:w + pad] = x
+    return out
+
+
+def _windows_nhwc(xp: np.ndarray, fh: int, fw: int, stride: int) -> np.ndarray:
+    """Read-only view ``(N, OH, OW, FH, FW, C)`` of every window of a padded NHWC array."""
+    win = sliding_window_view(xp, (fh, fw), axis=(1, 2))  # (N, H', W', C, FH, FW)
+    if stride > 1:
+        win = win[:, ::stride, ::stride]
+    return win.transpose(0, 1, 2, 4, 5, 3)
+
+
+def _im2col_nhwc(xp: np.ndarray, fh: int, fw: int, stride: int) -> np.ndarray:
+    """Rows ``(N*OH*OW, FH*FW*C)`` of a padded channels-last input (one copy)."""
+    win = _windows_nhwc(xp, fh, fw, stride)
+    n, oh, ow = win.shape[:3]
+    return win.reshape(n * oh * ow, -1)
+
+
+def _col2im_nhwc(col: np.ndarray, padded_shape: tuple, fh: int, fw: int,
+                 stride: int) -> np.ndarray:
+    """Adjoint of :func:`_im2col_nhwc`: add every row back onto its window.
+
+    ``col`` is ``(N, OH, OW, FH, FW, C)`` (or reshapeable to it); returns the
+    padded ``(N, Hp, Wp, C)`` array. One vectorised add per kernel offset.
+    """
+    n, hp, wp, c = padded_shape
+    oh = (hp - fh) // stride + 1
+    ow = (wp - fw) // stride + 1
+    col = col.reshape(n, oh, ow, fh, fw, c)
+    out = np.zeros(padded_shape, dtype=col.dtype, like=col)
+    for i in range(fh):
+        for j in range(fw):
+            out[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :] += col[:, :, :, i, j, :]
+    return out
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W)`` -> ``(N, H, W, C)`` view (a copy only if memory is not already so)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+# --------------------------------------------------------------------------
+# the book's im2col / col2im (channel-major columns)
+
+
+def im2col(input_data, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Unroll every filter window of a batch of images into one row.
+
+    Parameters
+    ----------
+    input_data : ndarray of shape (N, C, H, W)
+    filter_h, filter_w : int
+        Window size.
+    stride, pad : int
+        Step between windows and zero padding on each side.
+
+    Returns
+    -------
+    col : ndarray of shape (N*OH*OW, C*filter_h*filter_w)
+        Row ``(n*OH + oh)*OW + ow`` holds window ``(oh, ow)`` of image ``n``,
+        channel-major (``C``, then ``filter_h``, then ``filter_w``) as in the book.
+    """
+    x = _check_images(input_data, "input_data")
+    fh = _positive_int(filter_h, "filter_h")
+    fw = _positive_int(filter_w, "filter_w")
+    stride = _positive_int(stride, "stride")
+    pad = _positive_int(pad, "pad", allow_zero=True)
+    n, c, h, w = x.shape
+    oh = conv_output_size(h, fh, stride, pad, axis="height")
+    ow = conv_output_size(w, fw, stride, pad, axis="width")
+    xp = _pad_nhwc(_channels_last(x), pad)                  # (N, Hp, Wp, C)
+    win = _windows_nhwc(xp, fh, fw, stride)                 # (N, OH, OW, FH, FW, C)
+    return win.transpose(0, 1, 2, 5, 3, 4).reshape(n * oh * ow, c * fh * fw)
+
+
+def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
+           pad: int = 0) -> np.ndarray:
+    """Adjoint of :func:`im2col`: add each row back onto the pixels of its window.
+
+    Where windows overlap, their contributions add up; padding is cut off.
+
+    Parameters
+    ----------
+    col : ndarray of shape (N*OH*OW, C*filter_h*filter_w)
+    input_shape : tuple (N, C, H, W)
+        Shape of the images ``col`` was made from.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+    """
+    if len(tuple(input_shape)) != 4:
+        raise ShapeError(f"input_shape must be (N, C, H, W), got {tuple(input_shape)!r}")
+    n, c, h, w = (int(v) for v in input_shape)
+    fh = _positive_int(filter_h, "filter_h")
+    fw = _positive_int(filter_w, "filter_w")
+    stride = _positive_int(stride, "stride")
+    pad = _positive_int(pad, "pad", allow_zero=True)
+    oh = conv_output_size(h, fh, stride, pad, axis="height")
+    ow = conv_output_size(w, fw, stride, pad, axis="width")
+    if getattr(col, "ndim", None) != 2 or tuple(col.shape) != (n * oh * ow, c * fh * fw):
+        raise ShapeError(
+            f"col must have shape (N*OH*OW, C*FH*FW) = ({n * oh * ow}, {c * fh * fw}) "
+            f"for input_shape {(n, c, h, w)}, got {tuple(getattr(col, 'shape', ()))}")
+    col_nhwc = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 1, 2, 4, 5, 3)
+    padded = _col2im_nhwc(col_nhwc, (n, h + 2 * pad, w + 2 * pad, c), fh, fw, stride)
+    return padded[:, pad:pad + h, pad:pad + w, :].transpose(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------
+# layers
+
+
+class Convolution:
+    """2-D convolution (cross-correlation, as in the book) of ``(N, C, H, W)`` images.
+
+    Parameters
+    ----------
+    W : ndarray of shape (FN, C, FH, FW)
+        Filters; kept by reference in ``params['W']``.
+    b : ndarray of shape (FN,)
+    stride, pad : int
+
+    Notes
+    -----
+    Forward is one im2col copy plus one matrix product
+    ``(N*OH*OW, FH*FW*C) @ (FH*FW*C, FN)``; backward is two products
+    (``dW = col.T @ dout``, ``dcol = dout @ W``) and one col2im. Set
+    ``compute_input_grad = False`` on a network's first layer to skip the
+    (unused) gradient with respect to the images.
+    """
+
+    def __init__(self, W, b, stride: int = 1, pad: int = 0):
+        W = np.asarray(W) if not hasattr(W, "ndim") else W
+        b = np.asarray(b) if not hasattr(b, "ndim") else b
+        if W.ndim != 4:
+            raise ShapeError(f"W must have shape (FN, C, FH, FW), got {tuple(W.shape)}")
+        if b.shape != (W.shape[0],):
+            raise ShapeError(f"b must have shape (FN,) = ({W.shape[0]},), got {tuple(b.shape)}")
+        self.stride = _positive_int(stride, "stride")
+        self.pad = _positive_int(pad, "pad", allow_zero=True)
+        self.params = {"W": W, "b": b}
+        self.grads: dict = {}
+        self.compute_input_grad = True
+        self._col = None
+        self._x_shape = None
+        self._out_shape = None
+
+    # book attribute names
+    W = property(lambda self: self.params["W"], lambda self, v: self.params.__setitem__("W", v))
+    b = property(lambda self: self.params["b"], lambda self, v: self.params.__setitem__("b", v))
+    dW = property(lambda self: self.grads.get("W"))
+    db = property(lambda self: self.grads.get("b"))
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """x : (N, C, H, W) -> (N, FN, OH, OW)."""
+        x = _check_images(x)
+        W, b = self.params["W"], self.params["b"]
+        fn, c, fh, fw = W.shape
+        n, xc, h, w = x.shape
+        if xc != c:
+            raise ShapeError(
+                f"Convolution: x has {xc} channels (shape {tuple(x.shape)}) but the filters "
+                f"W {tuple(W.shape)} expect {c}")
+        oh = conv_output_size(h, fh, self.stride, self.pad, axis="height")
+        ow = conv_output_size(w, fw, self.stride, self.pad, axis="width")
+
+        xp = _pad_nhwc(_channels_last(x), self.pad)                     # (N, Hp, Wp, C)
+        col = _im2col_nhwc(xp, fh, fw, self.stride)                     # (N*OH*OW, FH*FW*C)
+        w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
+        out = col @ w2d                                                 # (N*OH*OW, FN)
+        out += b
+        self._col = col
+        self._x_shape = x.shape
+        self._padded_shape = xp.shape
+        self._out_shape = (n, fn, oh, ow)
+        return out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)
+
+    def backward(self, dout) -> np.ndarray | None:
+        """dout : (N, FN, OH, OW) -> dx : (N, C, H, W); fills ``grads['W']``, ``grads['b']``."""
+        if self._col is None:
+            raise RuntimeError("Convolution.backward called before forward")
+        _check_dout(dout, self._out_shape, "Convolution")
+        W = self.params["W"]
+        fn, c, fh, fw = W.shape
+        n, _, h, w = self._x_shape
+        dout2d = _channels_last(dout).reshape(-1, fn)                   # (N*OH*OW, FN)
+        self.grads["b"] = dout2d.sum(axis=0)
+        dw2d = self._col.T @ dout2d                                     # (FH*FW*C, FN)
+        self.grads["W"] = np.ascontiguousarray(dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
+        self._col = None  # the biggest cache; free it as soon as possible
+        if not self.compute_input_grad:
+            return None
+        w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
+        dcol = dout2d @ w2d.T                                           # (N*OH*OW, FH*FW*C)
+        dxp = _col2im_nhwc(dcol, self._padded_shape, fh, fw, self.stride)
+        p = self.pad
+        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+
+
+class _Pool2d:
+    """Shared machinery of max and average pooling over ``(N, C, H, W)``."""
+
+    _name = "Pooling"
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0):
+        self.pool_h = _positive_int(pool_h, "pool_h")
+        self.pool_w = _positive_int(pool_w, "pool_w")
+        self.stride = _positive_int(stride, "stride")
+        self.pad = _positive_int(pad, "pad", allow_zero=True)
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._x_shape = None
+        self._out_shape = None
+
+    def _prepare(self, x):
+        x = _check_images(x)
+        n, c, h, w = x.shape
+        oh = conv_output_size(h, self.pool_h, self.stride, self.pad, axis="height")
+        ow = conv_output_size(w, self.pool_w, self.stride, self.pad, axis="width")
+        self._x_shape = x.shape
+        self._out_shape = (n, c, oh, ow)
+        # Non-overlapping windows that tile the input exactly (the usual 2x2/2)
+        # need no im2col: a reshape exposes each window offset as a strided slice.
+        self._tiled = self.pad == 0 and self.stride == self.pool_h == self.pool_w
+        return x, oh, ow
+
+    def _tiles(self, x_nhwc, oh, ow):
+        """List of the ``pool_h*pool_w`` slices ``(N, OH, OW, C)``, one per window offset."""
+        n, _, _, c = x_nhwc.shape
+        xr = x_nhwc.reshape(n, oh, self.pool_h, ow, self.pool_w, c)
+        return [xr[:, :, i, :, j, :] for i in range(self.pool_h) for j in range(self.pool_w)]
+
+
+class Pooling(_Pool2d):
+    """Max pooling of ``(N, C, H, W)`` images (book chapter 7).
+
+    The gradient of a window goes to its first maximum (row-major order), as
+    the book's ``argmax`` does. Padding, if any, never wins (it is ``-inf``).
+    """
+
+    _name = "Pooling"
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """x : (N, C, H, W) -> (N, C, OH, OW)."""
+        x, oh, ow = self._prepare(x)
+        x_nhwc = np.ascontiguousarray(_channels_last(x))
+        if self._tiled:
+            tiles = self._tiles(x_nhwc, oh, ow)
+            out = tiles[0].copy()                                       # (N, OH, OW, C)
+            arg = np.zeros(out.shape, dtype=np.uint8, like=out)
+            for k, tile in enumerate(tiles[1:], start=1):
+                greater = tile > out  # strict: ties keep the earlier offset
+                np.copyto(out, tile, where=greater)
+                np.copyto(arg, k, where=greater)
+        else:
+            xp = _pad_nhwc(x_nhwc, self.pad, fill=-np.inf)
+            win = _windows_nhwc(xp, self.pool_h, self.pool_w, self.stride)
+            n, _, _, c = x_nhwc.shape
+            win = win.reshape(n, oh, ow, self.pool_h * self.pool_w, c)
+            arg = win.argmax(axis=3).astype(np.uint8)
+            out = np.take_along_axis(win, arg[:, :, :, None, :].astype(np.intp), axis=3)[:, :, :, 0]
+            self._padded_shape = xp.shape
+        self._arg = arg
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, dout) -> np.ndarray:
+        """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
+        if self._x_shape is None:
+            raise RuntimeError("Pooling.backward called before forward")
+        _check_dout(dout, self._out_shape, "Pooling")
+        n, c, h, w = self._x_shape
+        _, _, oh, ow = self._out_shape
+        dout_nhwc = _channels_last(dout)                                # (N, OH, OW, C)
+        arg = self._arg
+        ph, pw = self.pool_h, self.pool_w
+        if self._tiled:
+            dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
+            zero = dout.dtype.type(0)
+            for k in range(ph * pw):
+                i, j = divmod(k, pw)
+                np.copyto(dx[:, :, i, :, j, :], np.where(arg == k, dout_nhwc, zero))
+            return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        dcol = np.zeros((n, oh, ow, ph * pw, c), dtype=dout.dtype, like=dout)
+        np.put_along_axis(dcol, arg[:, :, :, None, :].astype(np.intp), dout_nhwc[:, :, :, None, :], axis=3)
+        dcol = dcol.reshape(n, oh, ow, ph, pw, c)
+        dxp = _col2im_nhwc(dcol, self._padded_shape, ph, pw, self.stride)
+        p = self.pad
+        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+
+
+class AvgPooling(_Pool2d):
+    """Average pooling of ``(N, C, H, W)`` images; zero padding counts in the average."""
+
+    _name = "AvgPooling"
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """x : (N, C, H, W) -> (N, C, OH, OW)."""
+        x, oh, ow = self._prepare(x)
+        x_nhwc = _channels_last(x)
+        scale = x.dtype.type(1.0 / (self.pool_h * self.pool_w))
+        if self._tiled:
+            tiles = self._tiles(np.ascontiguousarray(x_nhwc), oh, ow)
+            out = tiles[0].copy()
+            for tile in tiles[1:]:
+                out += tile
+        else:
+            xp = _pad_nhwc(x_nhwc, self.pad)
+            self._padded_shape = xp.shape
+            out = _windows_nhwc(xp, self.pool_h, self.pool_w, self.stride).sum(axis=(3, 4))
+        out *= scale
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, dout) -> np.ndarray:
+        """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
+        if self._x_shape is None:
+            raise RuntimeError("AvgPooling.backward called before forward")
+        _check_dout(dout, self._out_shape, "AvgPooling")
+        n, c, h, w = self._x_shape
+        _, _, oh, ow = self._out_shape
+        ph, pw = self.pool_h, self.pool_w
+        share = _channels_last(dout) * dout.dtype.type(1.0 / (ph * pw))  # (N, OH, OW, C)
+        if self._tiled:
+            dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
+            dx[...] = share[:, :, None, :, None, :]
+            return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        dcol = np.broadcast_to(share[:, :, :, None, None, :], (n, oh, ow, ph, pw, c))
+        dxp = _col2im_nhwc(dcol, self._padded_shape, ph, pw, self.stride)
+        p = self.pad
+        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+
+
+class Flatten:
+    """``(N, C, H, W)`` (or any ``(N, ...)``) -> ``(N, C*H*W)`` in C order, as the book's Affine does."""
+
+    def __init__(self):
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._x_shape = None
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        if getattr(x, "ndim", 0) < 2:
+            raise ShapeError(f"Flatten: x must have shape (N, ...), got {tuple(getattr(x, 'shape', ()))}")
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout) -> np.ndarray:
+        if self._x_shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        n = self._x_shape[0]
+        if dout.shape[0] != n or dout.size != int(np.prod(self._x_shape)):
+            raise ShapeError(
+                f"Flatten.backward: dout must have shape ({n}, {int(np.prod(self._x_shape[1:]))}), "
+                f"got {tuple(dout.shape)}")
+        return dout.reshape(self._x_shape)

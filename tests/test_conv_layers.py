@@ -1,0 +1,245 @@
+"""Convolution / pooling layers: im2col against its definition, backward against
+central-difference gradients in float64, and ShapeErrors that name the sizes."""
+
+import numpy as np
+import pytest
+
+from nnscratch.errors import ShapeError
+from nnscratch.layers.conv import (AvgPooling, Convolution, Flatten, Pooling, col2im,
+                                   conv_output_size, im2col)
+
+
+def numerical_grad(f, x, h=1e-5):
+    """Central differences of the scalar f() with respect to x (perturbed in place)."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f()
+        flat[i] = old - h
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * h)
+    return grad
+
+
+def rel_err(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(a)), np.max(np.abs(b)), 1e-12)
+
+
+def slow_im2col(x, fh, fw, stride, pad):
+    """The definition: one row per output position, channel-major window contents."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh = (h + 2 * pad - fh) // stride + 1
+    ow = (w + 2 * pad - fw) // stride + 1
+    rows = []
+    for i in range(n):
+        for a in range(oh):
+            for b in range(ow):
+                rows.append(xp[i, :, a * stride:a * stride + fh, b * stride:b * stride + fw].ravel())
+    return np.array(rows)
+
+
+def slow_col2im(col, shape, fh, fw, stride, pad):
+    n, c, h, w = shape
+    oh = (h + 2 * pad - fh) // stride + 1
+    ow = (w + 2 * pad - fw) // stride + 1
+    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
+    r = 0
+    for i in range(n):
+        for a in range(oh):
+            for b in range(ow):
+                xp[i, :, a * stride:a * stride + fh, b * stride:b * stride + fw] += \
+                    col[r].reshape(c, fh, fw)
+                r += 1
+    return xp[:, :, pad:pad + h, pad:pad + w]
+
+
+GEOMETRIES = [  # (N, C, H, W, FH, FW, stride, pad)
+    (2, 1, 5, 5, 3, 3, 1, 0),
+    (2, 3, 6, 5, 3, 2, 1, 1),
+    (1, 2, 7, 7, 3, 3, 2, 1),
+    (3, 2, 6, 6, 2, 2, 2, 0),
+    (2, 4, 4, 4, 3, 3, 1, 2),
+    (1, 1, 9, 7, 5, 3, 2, 0),
+]
+
+
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_im2col_matches_definition(geom):
+    n, c, h, w, fh, fw, s, p = geom
+    x = np.random.default_rng(1).standard_normal((n, c, h, w))
+    np.testing.assert_array_equal(im2col(x, fh, fw, s, p), slow_im2col(x, fh, fw, s, p))
+
+
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_col2im_adds_overlapping_windows(geom):
+    n, c, h, w, fh, fw, s, p = geom
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((n, c, h, w))
+    col = rng.standard_normal(slow_im2col(x, fh, fw, s, p).shape)
+    np.testing.assert_allclose(col2im(col, x.shape, fh, fw, s, p),
+                               slow_col2im(col, x.shape, fh, fw, s, p), rtol=1e-12, atol=1e-12)
+    # col2im(im2col(x)) multiplies each pixel by the number of windows covering it.
+    ones = np.ones_like(x)
+    cover = slow_col2im(slow_im2col(ones, fh, fw, s, p), x.shape, fh, fw, s, p)
+    np.testing.assert_allclose(col2im(im2col(x, fh, fw, s, p), x.shape, fh, fw, s, p), x * cover,
+                               rtol=1e-12, atol=1e-12)
+
+
+def _check_layer_gradients(layer, x, rng):
+    out = layer.forward(x)
+    r = rng.standard_normal(out.shape)  # loss = sum(out * r), so dL/dout = r
+    dx = layer.backward(r.copy())
+
+    def loss():
+        return float(np.sum(layer.forward(x) * r))
+
+    assert rel_err(dx, numerical_grad(loss, x)) <= 1e-6
+    for key, value in layer.params.items():
+        layer.forward(x)
+        layer.backward(r.copy())
+        analytic = layer.grads[key].copy()
+        assert analytic.shape == value.shape
+        assert rel_err(analytic, numerical_grad(loss, value)) <= 1e-6, key
+
+
+@pytest.mark.parametrize("geom", GEOMETRIES)
+def test_convolution_backward_matches_numerical_gradient(geom):
+    n, c, h, w, fh, fw, s, p = geom
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w))
+    layer = Convolution(rng.standard_normal((3, c, fh, fw)), rng.standard_normal(3), stride=s, pad=p)
+    _check_layer_gradients(layer, x, rng)
+    assert layer.W is layer.params["W"] and layer.dW is layer.grads["W"] and layer.db is layer.grads["b"]
+
+
+def test_convolution_forward_matches_direct_sum():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 6, 6))
+    W = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    out = Convolution(W, b, stride=1, pad=1).forward(x)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.zeros((2, 4, 6, 6))
+    for i in range(6):
+        for j in range(6):
+            expected[:, :, i, j] = np.einsum("nchw,fchw->nf", xp[:, :, i:i + 3, j:j + 3], W) + b
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_convolution_float32_stays_float32_and_first_layer_skips_dx():
+    rng = np.random.default_rng(5)
+    layer = Convolution(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), np.zeros(4, np.float32), pad=1)
+    out = layer.forward(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 4, 8, 8)
+    layer.compute_input_grad = False
+    assert layer.backward(np.ones_like(out)) is None
+    assert layer.dW.dtype == np.float32 and layer.dW.shape == (4, 1, 3, 3)
+
+
+POOL_GEOMETRIES = [  # (N, C, H, W, PH, PW, stride, pad)
+    (2, 3, 4, 4, 2, 2, 2, 0),   # tiled fast path
+    (1, 2, 6, 6, 3, 3, 3, 0),   # tiled fast path, 3x3
+    (2, 2, 5, 5, 3, 3, 1, 0),   # overlapping windows
+    (1, 3, 6, 6, 2, 2, 2, 1),   # padded
+    (2, 1, 7, 5, 3, 1, 2, 0),
+]
+
+
+@pytest.mark.parametrize("geom", POOL_GEOMETRIES)
+def test_max_pooling_forward_and_backward(geom):
+    n, c, h, w, ph, pw, s, p = geom
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((n, c, h, w))
+    layer = Pooling(ph, pw, stride=s, pad=p)
+    out = layer.forward(x)
+    if p == 0:
+        rows = slow_im2col(x.reshape(n * c, 1, h, w), ph, pw, s, 0)
+        oh, ow = out.shape[2:]
+        np.testing.assert_array_equal(out, rows.max(axis=1).reshape(n, c, oh, ow))
+    _check_layer_gradients(layer, x, rng)
+
+
+def test_max_pooling_sends_gradient_to_first_maximum_only():
+    x = np.zeros((1, 1, 2, 2))
+    layer = Pooling(2, 2, stride=2)
+    layer.forward(x)
+    dx = layer.backward(np.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(dx, [[[[1.0, 0.0], [0.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("geom", POOL_GEOMETRIES)
+def test_avg_pooling_forward_and_backward(geom):
+    n, c, h, w, ph, pw, s, p = geom
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c, h, w))
+    layer = AvgPooling(ph, pw, stride=s, pad=p)
+    out = layer.forward(x)
+    rows = slow_im2col(x.reshape(n * c, 1, h, w), ph, pw, s, p)
+    oh, ow = out.shape[2:]
+    np.testing.assert_allclose(out, rows.mean(axis=1).reshape(n, c, oh, ow), rtol=1e-12, atol=1e-12)
+    _check_layer_gradients(layer, x, rng)
+
+
+def test_layers_accept_channels_last_views_from_each_other():
+    """Convolution hands on an NCHW view of channels-last memory; a chain must still be right."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 2, 6, 6))
+    c1 = Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), pad=1)
+    pool = Pooling(2, 2, stride=2)
+    c2 = Convolution(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2), pad=1)
+    flat = Flatten()
+    chain = [c1, pool, c2, flat]
+
+    def forward():
+        h = x
+        for layer in chain:
+            h = layer.forward(h)
+        return h
+
+    out = forward()
+    assert out.shape == (2, 2 * 3 * 3)
+    r = rng.standard_normal(out.shape)
+    d = r
+    for layer in reversed(chain):
+        d = layer.backward(d)
+    assert rel_err(d, numerical_grad(lambda: float(np.sum(forward() * r)), x)) <= 1e-6
+    # Flatten keeps the book's C-major order.
+    h = pool.forward(c1.forward(x))
+    np.testing.assert_array_equal(Flatten().forward(h), np.ascontiguousarray(h).reshape(2, -1))
+
+
+def test_shape_errors_name_the_sizes():
+    rng = np.random.default_rng(9)
+    conv = Convolution(rng.standard_normal((2, 3, 5, 5)), np.zeros(2))
+    with pytest.raises(ShapeError, match="3 channels|expect 3"):
+        conv.forward(rng.standard_normal((1, 1, 8, 8)))
+    with pytest.raises(ShapeError, match="larger than the padded input height 4"):
+        conv.forward(rng.standard_normal((1, 3, 4, 8)))
+    with pytest.raises(ShapeError, match=r"stride 2 does not fit"):
+        Convolution(rng.standard_normal((2, 3, 2, 2)), np.zeros(2), stride=2).forward(
+            rng.standard_normal((1, 3, 5, 5)))
+    with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
+        conv.forward(rng.standard_normal((3, 8, 8)))
+    with pytest.raises(ShapeError, match="stride 2 does not fit"):
+        Pooling(2, 2, stride=2).forward(rng.standard_normal((1, 1, 7, 7)))
+    with pytest.raises(ShapeError, match="b must have shape"):
+        Convolution(rng.standard_normal((2, 3, 5, 5)), np.zeros(3))
+    with pytest.raises(ShapeError, match="stride must be a positive integer"):
+        Pooling(2, 2, stride=0)
+    with pytest.raises(ShapeError, match="col must have shape"):
+        col2im(np.zeros((5, 5)), (1, 1, 4, 4), 2, 2, 2)
+    conv.forward(rng.standard_normal((1, 3, 8, 8)))
+    with pytest.raises(ShapeError, match="dout must have"):
+        conv.backward(np.zeros((1, 2, 3, 3)))
+
+
+def test_conv_output_size():
+    assert conv_output_size(28, 3, 1, 1) == 28
+    assert conv_output_size(14, 3, 1, 2) == 16
+    assert conv_output_size(28, 5) == 24
+    with pytest.raises(ShapeError):
+        conv_output_size(7, 2, 2)
