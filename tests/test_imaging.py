@@ -1,0 +1,172 @@
+"""prepare_digit on real image files drawn with Pillow and on real MNIST digits."""
+
+import gzip
+from importlib import resources
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from nnscratch.errors import ImageInputError
+from nnscratch.imaging import prepare_digit, prepare_digits
+
+
+def draw_seven(size=(280, 280), *, box=(0.25, 0.2, 0.75, 0.8), ink=0, paper=255,
+               mode="L", width_frac=0.1):
+    """A hand-drawn-looking 7 inside the fractional box (left, top, right, bottom)."""
+    w, h = size
+    image = Image.new(mode, size, paper)
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+    stroke = max(1, int(width_frac * (bottom - top)))  # pen width in proportion to the digit
+    draw.line([(left, top), (right, top), (left + 0.35 * (right - left), bottom)],
+              fill=ink, width=stroke, joint="curve")
+    return image
+
+
+def centre_of_mass(field):
+    ys, xs = np.indices(field.shape)
+    total = field.sum()
+    return (ys * field).sum() / total, (xs * field).sum() / total
+
+
+def ink_box(field):
+    rows = np.flatnonzero((field > 0).any(axis=1))
+    cols = np.flatnonzero((field > 0).any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def check_mnist_like(out):
+    assert out.shape == (1, 28, 28)
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert out.max() >= 0.6  # the stroke's core is (nearly) full ink
+    field = out[0].astype(np.float64)
+    cy, cx = centre_of_mass(field)
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75, (cy, cx)
+    height, width = ink_box(field)
+    assert height <= 20 and width <= 20
+    assert max(height, width) >= 18, (height, width)  # scaled to fill the 20x20 box
+    # Background really is black: the corners hold no ink.
+    assert field[:3, :3].max() == 0 and field[-3:, -3:].max() == 0
+    return field
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(size=(280, 280)),                                   # drawing-canvas size
+        dict(size=(40, 30)),                                     # tiny
+        dict(size=(1200, 900), box=(0.05, 0.05, 0.3, 0.4)),      # large, off-centre
+        dict(size=(300, 200), box=(0.6, 0.5, 0.95, 0.95)),       # off-centre bottom right
+        dict(size=(280, 280), ink=255, paper=0),                 # light on dark
+        dict(size=(280, 280), ink=30, paper=200),                # grey paper, dark grey ink
+    ],
+    ids=["canvas", "tiny", "large-off-centre", "bottom-right", "light-on-dark", "grey-paper"],
+)
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_png_and_jpeg_files_become_mnist_like(tmp_path, case, fmt):
+    path = tmp_path / f"seven.{fmt.lower()}"
+    draw_seven(**case).save(path, format=fmt)
+    check_mnist_like(prepare_digit(path))
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_digit(tmp_path):
+    dark = tmp_path / "dark.png"
+    light = tmp_path / "light.png"
+    draw_seven(ink=0, paper=255).save(dark)
+    draw_seven(ink=255, paper=0).save(light)
+    np.testing.assert_allclose(prepare_digit(dark), prepare_digit(light), atol=1e-6)
+
+
+def test_same_digit_at_any_size_and_place_gives_nearly_the_same_input(tmp_path):
+    small = tmp_path / "small.png"
+    big = tmp_path / "big.png"
+    draw_seven(size=(100, 100), box=(0.3, 0.2, 0.7, 0.8)).save(small)
+    draw_seven(size=(1000, 1000), box=(0.05, 0.55, 0.25, 0.85)).save(big)
+    a, b = prepare_digit(small)[0], prepare_digit(big)[0]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.85
+
+
+def test_rgba_with_transparent_background_is_composited_on_white(tmp_path):
+    image = Image.new("RGBA", (200, 200), (0, 0, 0, 0))  # transparent *black* paper
+    draw = ImageDraw.Draw(image)
+    draw.line([(60, 40), (140, 40), (90, 170)], fill=(20, 20, 200, 255), width=14)
+    path = tmp_path / "rgba.png"
+    image.save(path)
+    field = check_mnist_like(prepare_digit(path))
+    # Had the transparent black been taken as paper, the whole field would be ink.
+    assert (field > 0.5).mean() < 0.3
+
+
+def test_pil_image_and_array_inputs_match_the_file(tmp_path):
+    image = draw_seven()
+    path = tmp_path / "seven.png"
+    image.save(path)
+    from_file = prepare_digit(path)
+    np.testing.assert_allclose(prepare_digit(image), from_file, atol=1e-6)
+    np.testing.assert_allclose(prepare_digit(np.asarray(image)), from_file, atol=1e-6)
+    rgb = np.repeat(np.asarray(image)[:, :, None], 3, axis=2)
+    np.testing.assert_allclose(prepare_digit(rgb), from_file, atol=1e-5)
+
+
+def _mnist_test_digits(count):
+    path = resources.files("nnscratch.datasets") / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    with resources.as_file(path) as real, gzip.open(real) as f:
+        raw = f.read(16 + count * 784)
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, 28, 28)
+
+
+def test_mnist_digit_upscaled_4x_comes_back_close_to_the_original(tmp_path):
+    digits = _mnist_test_digits(40)
+    for i, digit in enumerate(digits):
+        # As a user would hand it over: 112x112, black ink on white paper.
+        path = tmp_path / f"mnist{i}.png"
+        Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(path)
+        out = prepare_digit(path)[0].astype(np.float64)
+        original = digit / 255.0
+        # The centring is integer-pixel, as in MNIST: allow a one-pixel shift.
+        best = max(
+            np.corrcoef(np.roll(out, (dy, dx), axis=(0, 1)).ravel(), original.ravel())[0, 1]
+            for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+        )
+        assert best > 0.9, (i, best)
+        assert abs(out.sum() - original.sum()) / original.sum() < 0.25
+
+
+def test_prepare_digits_stacks():
+    batch = prepare_digits([draw_seven(), draw_seven(ink=255, paper=0)])
+    assert batch.shape == (2, 1, 28, 28) and batch.dtype == np.float32
+
+
+@pytest.mark.parametrize("paper", [0, 255, 128])
+def test_blank_image_is_refused(tmp_path, paper):
+    path = tmp_path / "blank.png"
+    Image.new("L", (100, 100), paper).save(path)
+    with pytest.raises(ImageInputError, match="blank"):
+        prepare_digit(path)
+
+
+def test_unreadable_files_are_refused_with_the_file_name(tmp_path):
+    garbage = tmp_path / "notes.png"
+    garbage.write_bytes(b"this is not an image at all")
+    with pytest.raises(ImageInputError, match="notes.png"):
+        prepare_digit(garbage)
+    truncated = tmp_path / "cut.png"
+    draw_seven().save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ImageInputError, match="cut.png"):
+        prepare_digit(truncated)
+    with pytest.raises(ImageInputError, match="no such image"):
+        prepare_digit(tmp_path / "missing.png")
+    with pytest.raises(ImageInputError, match="directory"):
+        prepare_digit(tmp_path)
+
+
+def test_bad_arrays_are_refused():
+    with pytest.raises(ImageInputError, match="shape"):
+        prepare_digit(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ImageInputError, match="dtype"):
+        prepare_digit(np.array([["a"]]))
+    with pytest.raises(ImageInputError, match="no images"):
+        prepare_digits([])
