@@ -90,17 +90,18 @@ def _check_dout(dout, expected_shape: tuple, layer: str) -> np.ndarray:
 # channels-last building blocks (used by the layers)
 
 
-def _pad_nhwc(x: np.ndarray, pad: int, fill: float = 0.0) -> np.ndarray:
-    """Copy ``(N, H, W, C)`` into a ``(N, H+2p, W+2p, C)`` array with a border of ``fill``."""
-    if pad == 0:
+def _pad_nhwc(x: np.ndarray, pad: int, fill: float = 0.0, pad_w: int | None = None) -> np.ndarray:
+    """Copy ``(N, H, W, C)`` into ``(N, H+2*pad, W+2*pad_w, C)`` with a border of ``fill``."""
+    ph, pw = pad, (pad if pad_w is None else pad_w)
+    if ph == 0 and pw == 0:
         return x
     n, h, w, c = x.shape
-    out = np.empty((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype, like=x)
-    out[:, :pad] = fill
-    out[:, h + pad:] = fill
-    out[:, pad:h + pad, :pad] = fill
-    out[:, pad:h + pad, w + pad:] = fill
-    out[:, pad:h + pad, pad:w + pad] = x
+    out = np.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype, like=x)
+    out[:, :ph] = fill
+    out[:, h + ph:] = fill
+    out[:, ph:h + ph, :pw] = fill
+    out[:, ph:h + ph, w + pw:] = fill
+    out[:, ph:h + ph, pw:w + pw] = x
     return out
 
 
@@ -294,10 +295,17 @@ class Convolution:
         self._col = None  # the biggest cache; free it as soon as possible
         if not self.compute_input_grad:
             return None
+        p = self.pad
+        if self.stride == 1 and p <= fh - 1 and p <= fw - 1:
+            # dx is the "full" convolution of dout with the flipped filters,
+            # channels swapped: one im2col + one GEMM, and no scatter-add.
+            dpad = _pad_nhwc(_channels_last(dout), fh - 1 - p, pad_w=fw - 1 - p)
+            dcol = _im2col_nhwc(dpad, fh, fw, 1)                        # (N*H*W, FH*FW*FN)
+            w_flip = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(fh * fw * fn, c)
+            return (dcol @ w_flip).reshape(n, h, w, c).transpose(0, 3, 1, 2)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
         dcol = dout2d @ w2d.T                                           # (N*OH*OW, FH*FW*C)
         dxp = _col2im_nhwc(dcol, self._padded_shape, fh, fw, self.stride)
-        p = self.pad
         return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
 
 
@@ -350,12 +358,10 @@ class Pooling(_Pool2d):
         x_nhwc = np.ascontiguousarray(_channels_last(x))
         if self._tiled:
             tiles = self._tiles(x_nhwc, oh, ow)
-            out = tiles[0].copy()                                       # (N, OH, OW, C)
-            arg = np.zeros(out.shape, dtype=np.uint8, like=out)
-            for k, tile in enumerate(tiles[1:], start=1):
-                greater = tile > out  # strict: ties keep the earlier offset
-                np.copyto(out, tile, where=greater)
-                np.copyto(arg, k, where=greater)
+            out = np.maximum(tiles[0], tiles[1]) if len(tiles) > 1 else tiles[0].copy()
+            for tile in tiles[2:]:
+                np.maximum(out, tile, out=out)                          # (N, OH, OW, C)
+            self._tiles_cache, self._max = tiles, out
         else:
             xp = _pad_nhwc(x_nhwc, self.pad, fill=-np.inf)
             win = _windows_nhwc(xp, self.pool_h, self.pool_w, self.stride)
@@ -364,7 +370,7 @@ class Pooling(_Pool2d):
             arg = win.argmax(axis=3).astype(np.uint8)
             out = np.take_along_axis(win, arg[:, :, :, None, :].astype(np.intp), axis=3)[:, :, :, 0]
             self._padded_shape = xp.shape
-        self._arg = arg
+            self._arg = arg
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, dout) -> np.ndarray:
@@ -375,15 +381,22 @@ class Pooling(_Pool2d):
         n, c, h, w = self._x_shape
         _, _, oh, ow = self._out_shape
         dout_nhwc = _channels_last(dout)                                # (N, OH, OW, C)
-        arg = self._arg
         ph, pw = self.pool_h, self.pool_w
         if self._tiled:
             dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
-            zero = dout.dtype.type(0)
-            for k in range(ph * pw):
+            unclaimed = None  # windows whose maximum no earlier offset has taken
+            for k, tile in enumerate(self._tiles_cache):
                 i, j = divmod(k, pw)
-                np.copyto(dx[:, :, i, :, j, :], np.where(arg == k, dout_nhwc, zero))
+                hit = tile == self._max
+                if unclaimed is None:
+                    unclaimed = ~hit
+                else:
+                    hit &= unclaimed
+                    unclaimed &= ~hit
+                np.multiply(dout_nhwc, hit, out=dx[:, :, i, :, j, :])
+            self._tiles_cache = self._max = None
             return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        arg = self._arg
         dcol = np.zeros((n, oh, ow, ph * pw, c), dtype=dout.dtype, like=dout)
         np.put_along_axis(dcol, arg[:, :, :, None, :].astype(np.intp), dout_nhwc[:, :, :, None, :], axis=3)
         dcol = dcol.reshape(n, oh, ow, ph, pw, c)
