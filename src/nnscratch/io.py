@@ -546,6 +546,10 @@ def save_checkpoint(path, trainer_state: dict, *, model, optimizer, args: dict |
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": _model_record(model),
         "optimizer": optimizer_record,
+        # Dropout masks come from the model's own generators; resuming must continue them.
+        "model_rng_state": _to_json(
+            model.get_rng_state() if hasattr(model, "get_rng_state") else {}, arrays, "model rng"
+        ),
         "trainer_state": _to_json(trainer_state, arrays, "trainer_state"),
         "args": _to_json(args or {}, None, "args"),
     }
@@ -561,6 +565,12 @@ def load_checkpoint(path) -> Checkpoint:
     }
     model = _rebuild_model(path, metadata.get("model"), model_arrays)
     optimizer = _rebuild_optimizer(path, metadata.get("optimizer"), arrays)
+    rng_state = _from_json(metadata.get("model_rng_state") or {}, arrays, path)
+    if rng_state and hasattr(model, "set_rng_state"):
+        try:
+            model.set_rng_state(rng_state)
+        except Exception as exc:
+            raise ModelFileError(f"{path}: cannot restore the model's random state: {exc}") from exc
     trainer_state = _from_json(metadata.get("trainer_state", {}), arrays, path)
     args = metadata.get("args") or {}
     if not isinstance(trainer_state, dict) or not isinstance(args, dict):
