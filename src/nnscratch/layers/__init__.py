@@ -1,0 +1,23 @@
+"""Layer objects: ``forward(x, train_flg)`` / ``backward(dout)`` with their own params and grads."""
+
+from .core import (
+    Affine,
+    BatchNormalization,
+    Dropout,
+    Layer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+    Tanh,
+)
+
+__all__ = [
+    "Layer",
+    "Affine",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "SoftmaxWithLoss",
+    "Dropout",
+    "BatchNormalization",
+]
