@@ -1,0 +1,15 @@
+"""Networks built from layers: predict, loss, accuracy, gradient (the Model contract)."""
+
+from .base import LayerModel, Model
+from .registry import MODELS, build_model, register_model
+from .simple import SimpleNet, TwoLayerNet
+
+__all__ = [
+    "Model",
+    "LayerModel",
+    "MODELS",
+    "build_model",
+    "register_model",
+    "SimpleNet",
+    "TwoLayerNet",
+]

@@ -1,0 +1,230 @@
+"""Models: backprop against float64 central differences, boundary checks, config round trips."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnscratch.errors import ConfigError, ShapeError
+from nnscratch.models import MODELS, SimpleNet, TwoLayerNet, build_model
+
+
+def central_difference(f, a, h=1e-5):
+    """d f() / d a by moving each element of ``a`` in place (float64)."""
+    grad = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        orig = flat[i]
+        flat[i] = orig + h
+        plus = f()
+        flat[i] = orig - h
+        minus = f()
+        flat[i] = orig
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def rel_error(analytic, numeric):
+    scale = max(np.max(np.abs(analytic)), np.max(np.abs(numeric)), 1e-12)
+    return np.max(np.abs(analytic - numeric)) / scale
+
+
+def assert_backprop_matches(model, x, t, tol=1e-6, before_loss=lambda: None):
+    """Every gradient of ``model`` vs central differences of its training-mode loss."""
+    before_loss()
+    grads = model.gradient(x, t)
+    assert set(grads) == set(model.params)
+
+    def loss():
+        before_loss()
+        return model.loss(x, t, train_flg=True)
+
+    for name, param in model.params.items():
+        assert grads[name].shape == param.shape
+        assert rel_error(grads[name], central_difference(loss, param)) <= tol, name
+
+
+def data(rng, n, d, c, onehot=False):
+    x = rng.standard_normal((n, d))
+    labels = rng.integers(0, c, n)
+    return x, (np.eye(c)[labels] if onehot else labels)
+
+
+# ---------------------------------------------------------------- SimpleNet
+BOOK_W = np.array([[0.47355232, 0.9977393, 0.84668094], [0.85557411, 0.03563661, 0.69422093]])
+
+
+def test_simplenet_book_values():
+    net = SimpleNet(BOOK_W)
+    x = np.array([0.6, 0.9])
+    np.testing.assert_allclose(net.predict(x), [1.05414809, 0.63071653, 1.1328074], rtol=1e-8)
+    # The book prints 0.92806853663411326; the +1e-7 inside the log moves it by about 1e-7 / 0.395.
+    assert net.loss(x, np.array([0, 0, 1])) == pytest.approx(0.92806853663411326 - 1e-7 / 0.39532, rel=1e-8)
+
+
+@pytest.mark.parametrize("onehot", [False, True])
+def test_simplenet_gradient(onehot):
+    rng = np.random.default_rng(0)
+    net = SimpleNet(seed=1)
+    x, t = data(rng, 5, 2, 3, onehot)
+    assert_backprop_matches(net, x, t)
+
+
+def test_simplenet_seed_and_config():
+    assert np.array_equal(SimpleNet(seed=3).W, SimpleNet(seed=3).W)
+    net = SimpleNet(seed=3)
+    clone = SimpleNet(**json.loads(json.dumps(net.config)))
+    np.testing.assert_array_equal(clone.W, net.W)
+
+
+# -------------------------------------------------------------- TwoLayerNet
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_two_layer_net_backprop(activation, onehot):
+    rng = np.random.default_rng(2)
+    net = TwoLayerNet(6, 5, 4, weight_init_std=0.5, activation=activation, seed=0, dtype="float64")
+    for b in (net.params["b1"], net.params["b2"]):
+        b[...] = rng.standard_normal(b.shape) * 0.1
+    x, t = data(rng, 7, 6, 4, onehot)
+    assert_backprop_matches(net, x, t)
+
+
+def test_two_layer_net_shapes_dtype_and_seed():
+    net = TwoLayerNet(784, 50, 10, seed=0)
+    assert {k: v.shape for k, v in net.params.items()} == {
+        "W1": (784, 50), "b1": (50,), "W2": (50, 10), "b2": (10,)}
+    assert all(v.dtype == np.float32 for v in net.params.values())
+    assert abs(float(net.params["W1"].std()) - 0.01) < 0.001
+    assert not net.params["b1"].any()
+    twin = TwoLayerNet(784, 50, 10, seed=0)
+    for name in net.params:
+        np.testing.assert_array_equal(net.params[name], twin.params[name])
+    assert not np.array_equal(TwoLayerNet(784, 50, 10, seed=1).params["W1"], net.params["W1"])
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 784))  # float64 input is cast to the model's float32
+    y = net.predict(x)
+    assert y.shape == (3, 10) and y.dtype == np.float32
+    assert net.predict(x[0]).shape == (10,)
+    loss, grads = net.loss_and_gradient(x, np.array([1, 2, 3]))
+    assert isinstance(loss, float) and all(g.dtype == np.float32 for g in grads.values())
+
+
+def test_two_layer_net_params_drive_the_layers():
+    net = TwoLayerNet(4, 3, 2, seed=0, dtype="float64")
+    assert net.params["W1"] is net.layers["Affine1"].W
+    x = np.ones((1, 4))
+    net.params["b2"][...] = [5.0, -5.0]  # in-place, as an optimizer does
+    assert net.predict(x)[0, 0] > net.predict(x)[0, 1]
+
+
+def element_loop_gradient(net, x, t, h=1e-4):
+    """The book's method: move each parameter element by ±h and run the whole network."""
+    grads = {}
+    for name, param in net.params.items():
+        grads[name] = central_difference(lambda: net.loss(x, t), param, h)
+    return grads
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_fast_numerical_gradient_equals_element_loop(activation, onehot):
+    rng = np.random.default_rng(4)
+    net = TwoLayerNet(12, 6, 5, weight_init_std=0.5, activation=activation, seed=1, dtype="float64")
+    net.params["b1"][...] = rng.standard_normal(6) * 0.1
+    x, t = data(rng, 9, 12, 5, onehot)
+    x[:, 3] = 0  # a pixel that is blank in every sample
+    fast = net.numerical_gradient(x, t)
+    slow = element_loop_gradient(net, x, t)
+    for name in net.params:
+        assert fast[name].shape == net.params[name].shape
+        np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
+    assert not fast["W1"][3].any()
+    # And both agree with backprop.
+    backprop = net.gradient(x, t)
+    for name in net.params:
+        assert rel_error(backprop[name], fast[name]) < 1e-6
+
+
+def test_numerical_gradient_returns_model_dtype():
+    net = TwoLayerNet(8, 4, 3, seed=0)
+    g = net.numerical_gradient(np.random.default_rng(0).random((5, 8), dtype=np.float32), np.arange(5) % 3)
+    assert all(v.dtype == np.float32 for v in g.values())
+
+
+# ---------------------------------------------------------- boundary checks
+def test_wrong_input_shape_names_expected_shape():
+    net = TwoLayerNet(784, 10, 10, seed=0)
+    with pytest.raises(ShapeError, match=r"x must have shape \(N, 784\), got shape \(5, 28, 28\).*reshape"):
+        net.predict(np.zeros((5, 28, 28), np.float32))
+    with pytest.raises(ShapeError, match=r"\(N, 784\), got shape \(5, 100\)"):
+        net.loss(np.zeros((5, 100), np.float32), np.zeros(5, int))
+    with pytest.raises(ShapeError, match=r"floating-point.*\(N, 784\).*uint8"):
+        net.accuracy(np.zeros((5, 784), np.uint8), np.zeros(5, int))
+    with pytest.raises(ShapeError, match="at least one sample"):
+        net.predict(np.zeros((0, 784), np.float32))
+
+
+def test_wrong_labels_are_named():
+    net = TwoLayerNet(4, 3, 10, seed=0)
+    x = np.zeros((5, 4), np.float32)
+    with pytest.raises(ShapeError, match=r"t must have shape \(5,\).*got shape \(4,\)"):
+        net.loss(x, np.zeros(4, int))
+    with pytest.raises(ShapeError, match=r"labels must lie in 0\.\.9, got values from 0 to 10"):
+        net.gradient(x, np.array([0, 1, 2, 3, 10]))
+    with pytest.raises(ShapeError, match=r"one-hot rows must have shape \(5, 10\), got shape \(5, 9\)"):
+        net.accuracy(x, np.zeros((5, 9)))
+    with pytest.raises(ShapeError, match="integers"):
+        net.loss(x, np.zeros(5))
+
+
+def test_accuracy_in_batches_with_labels_or_onehot():
+    rng = np.random.default_rng(5)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, seed=0, dtype="float64")
+    x = rng.standard_normal((23, 6))
+    predicted = np.argmax(net.predict(x), axis=1)
+    t = predicted.copy()
+    t[:7] = (t[:7] + 1) % 3  # 7 wrong out of 23
+    for batch_size in (1, 4, 23, 1000):
+        assert net.accuracy(x, t, batch_size=batch_size) == pytest.approx(16 / 23)
+    assert net.accuracy(x, np.eye(3)[t]) == pytest.approx(16 / 23)
+    with pytest.raises(ConfigError, match="batch_size"):
+        net.accuracy(x, t, batch_size=0)
+
+
+def test_constructor_errors():
+    with pytest.raises(ConfigError, match="hidden_size must be a positive integer"):
+        TwoLayerNet(784, 0, 10)
+    with pytest.raises(ConfigError, match="activation"):
+        TwoLayerNet(784, 5, 10, activation="swish")
+    with pytest.raises(ConfigError, match="dtype"):
+        TwoLayerNet(784, 5, 10, dtype="int32")
+
+
+# ------------------------------------------------------- registry / config
+def test_registry_rebuilds_from_json_config():
+    net = TwoLayerNet(20, 7, 10, weight_init_std=0.1, seed=42)
+    record = json.loads(json.dumps({"class": type(net).__name__, "config": net.config}))
+    assert MODELS[record["class"]] is TwoLayerNet
+    clone = build_model(record["class"], record["config"])
+    for name in net.params:
+        np.testing.assert_array_equal(clone.params[name], net.params[name])
+    with pytest.raises(ConfigError, match="unknown model class 'Nope'; known: .*TwoLayerNet"):
+        build_model("Nope", {})
+    with pytest.raises(ConfigError, match="does not fit TwoLayerNet"):
+        build_model("TwoLayerNet", {"input_size": 3})
+
+
+def test_load_params_in_place_and_astype():
+    net = TwoLayerNet(5, 4, 3, seed=0)
+    other = TwoLayerNet(5, 4, 3, seed=1)
+    W1 = net.params["W1"]
+    net.load_params(other.params)
+    assert net.params["W1"] is W1
+    np.testing.assert_array_equal(W1, other.params["W1"])
+    with pytest.raises(ShapeError, match=r"params\['W2'\] must have shape \(4, 3\)"):
+        net.load_params({**other.params, "W2": np.zeros((3, 3))})
+    with pytest.raises(ShapeError, match=r"missing \['b2'\]"):
+        net.load_params({k: v for k, v in other.params.items() if k != "b2"})
+    wide = net.astype("float64")
+    assert wide.params["W1"].dtype == np.float64 and wide.config["dtype"] == "float64"
+    np.testing.assert_array_equal(wide.params["W1"], W1.astype(np.float64))
