@@ -9,3 +9,17 @@ too, downloading them on first use.
 from nnscratch.datasets.idx import decode_idx, encode_idx, read_idx, write_idx
 
 __all__ = ["read_idx", "write_idx", "decode_idx", "encode_idx"]
+from nnscratch.datasets.mnist import (
+    DATASETS,
+    DatasetInfo,
+    SourceFile,
+    dataset_info,
+    default_data_dir,
+    download_dataset,
+    load_dataset,
+    load_mnist,
+)
+from nnscratch.datasets.download import download_file
+
+__all__ += ["load_mnist", "load_dataset", "download_dataset", "download_file", "dataset_info",
+            "default_data_dir", "DatasetInfo", "SourceFile", "DATASETS"]
