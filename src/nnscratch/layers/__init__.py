@@ -21,3 +21,7 @@ __all__ = [
     "Dropout",
     "BatchNormalization",
 ]
+
+from .conv import AvgPooling, Convolution, Flatten, Pooling, col2im, im2col  # noqa: E402
+
+__all__ += ["Convolution", "Pooling", "AvgPooling", "Flatten", "im2col", "col2im"]

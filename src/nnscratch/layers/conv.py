@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
+from .core import Layer
 
 __all__ = [
     "conv_output_size",
@@ -215,7 +216,26 @@ def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
 # layers
 
 
-class Convolution:
+def _param_property(key: str, doc: str):
+    """Book attribute (``layer.W``) reading/writing ``params[key]``; keeps a same-shaped grad array."""
+
+    def get(self):
+        return self.params[key]
+
+    def set(self, value):
+        self.params[key] = value
+        grad = self.grads.get(key)
+        if grad is None or grad.shape != value.shape or grad.dtype != value.dtype:
+            self.grads[key] = np.zeros_like(value)
+
+    return property(get, set, doc=doc)
+
+
+def _grad_property(key: str, doc: str):
+    return property(lambda self: self.grads[key], doc=doc)
+
+
+class Convolution(Layer):
     """2-D convolution (cross-correlation, as in the book) of ``(N, C, H, W)`` images.
 
     Parameters
@@ -241,20 +261,20 @@ class Convolution:
             raise ShapeError(f"W must have shape (FN, C, FH, FW), got {tuple(W.shape)}")
         if b.shape != (W.shape[0],):
             raise ShapeError(f"b must have shape (FN,) = ({W.shape[0]},), got {tuple(b.shape)}")
+        super().__init__()
         self.stride = _positive_int(stride, "stride")
         self.pad = _positive_int(pad, "pad", allow_zero=True)
-        self.params = {"W": W, "b": b}
-        self.grads: dict = {}
+        self.W = W
+        self.b = b
         self.compute_input_grad = True
         self._col = None
         self._x_shape = None
         self._out_shape = None
 
-    # book attribute names
-    W = property(lambda self: self.params["W"], lambda self, v: self.params.__setitem__("W", v))
-    b = property(lambda self: self.params["b"], lambda self, v: self.params.__setitem__("b", v))
-    dW = property(lambda self: self.grads.get("W"))
-    db = property(lambda self: self.grads.get("b"))
+    W = _param_property("W", "Filters, shape (FN, C, FH, FW) (same array as ``params['W']``).")
+    b = _param_property("b", "Biases, shape (FN,) (same array as ``params['b']``).")
+    dW = _grad_property("W", "dL/dW after ``backward`` (same array as ``grads['W']``).")
+    db = _grad_property("b", "dL/db after ``backward`` (same array as ``grads['b']``).")
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
@@ -274,7 +294,7 @@ class Convolution:
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
         out = col @ w2d                                                 # (N*OH*OW, FN)
         out += b
-        self._col = col
+        self._col = col if train_flg else None  # inference keeps no cache
         self._x_shape = x.shape
         self._padded_shape = xp.shape
         self._out_shape = (n, fn, oh, ow)
@@ -289,9 +309,9 @@ class Convolution:
         fn, c, fh, fw = W.shape
         n, _, h, w = self._x_shape
         dout2d = _channels_last(dout).reshape(-1, fn)                   # (N*OH*OW, FN)
-        self.grads["b"] = dout2d.sum(axis=0)
+        np.sum(dout2d, axis=0, out=self.grads["b"])
         dw2d = self._col.T @ dout2d                                     # (FH*FW*C, FN)
-        self.grads["W"] = np.ascontiguousarray(dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
+        np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
         self._col = None  # the biggest cache; free it as soon as possible
         if not self.compute_input_grad:
             return None
@@ -309,18 +329,17 @@ class Convolution:
         return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
 
 
-class _Pool2d:
+class _Pool2d(Layer):
     """Shared machinery of max and average pooling over ``(N, C, H, W)``."""
 
     _name = "Pooling"
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0):
+        super().__init__()
         self.pool_h = _positive_int(pool_h, "pool_h")
         self.pool_w = _positive_int(pool_w, "pool_w")
         self.stride = _positive_int(stride, "stride")
         self.pad = _positive_int(pad, "pad", allow_zero=True)
-        self.params: dict = {}
-        self.grads: dict = {}
         self._x_shape = None
         self._out_shape = None
 
@@ -446,12 +465,11 @@ class AvgPooling(_Pool2d):
         return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
 
 
-class Flatten:
+class Flatten(Layer):
     """``(N, C, H, W)`` (or any ``(N, ...)``) -> ``(N, C*H*W)`` in C order, as the book's Affine does."""
 
     def __init__(self):
-        self.params: dict = {}
-        self.grads: dict = {}
+        super().__init__()
         self._x_shape = None
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:

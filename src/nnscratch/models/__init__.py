@@ -13,3 +13,7 @@ __all__ = [
     "SimpleNet",
     "TwoLayerNet",
 ]
+
+from .conv import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]

@@ -34,3 +34,7 @@ def build_model(class_name: str, config: dict) -> Model:
         return cls(**config)
     except TypeError as exc:
         raise ConfigError(f"config does not fit {class_name}: {exc}") from exc
+
+from .conv import DeepConvNet, SimpleConvNet  # noqa: E402  (conv.py imports nothing from here)
+
+MODELS.update({"SimpleConvNet": SimpleConvNet, "DeepConvNet": DeepConvNet})
