@@ -1,6 +1,7 @@
 """Networks built from layers: predict, loss, accuracy, gradient (the Model contract)."""
 
 from .base import LayerModel, Model
+from .multilayer import MultiLayerNet
 from .registry import MODELS, build_model, register_model
 from .simple import SimpleNet, TwoLayerNet
 
@@ -12,6 +13,7 @@ __all__ = [
     "register_model",
     "SimpleNet",
     "TwoLayerNet",
+    "MultiLayerNet",
 ]
 
 from .conv import DeepConvNet, SimpleConvNet  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import Model
+from .multilayer import MultiLayerNet
 from .simple import SimpleNet, TwoLayerNet
 
 __all__ = ["MODELS", "build_model", "register_model"]
@@ -12,6 +13,7 @@ __all__ = ["MODELS", "build_model", "register_model"]
 MODELS: dict[str, type] = {
     "SimpleNet": SimpleNet,
     "TwoLayerNet": TwoLayerNet,
+    "MultiLayerNet": MultiLayerNet,
 }
 
 
