@@ -1,0 +1,242 @@
+"""Figures of training: loss curve, accuracy curves, confusion matrix, optimizer paths.
+
+Every function returns a :class:`matplotlib.figure.Figure` (shown inline in a
+notebook) and, when given ``path``, also saves it there as a PNG. Figures are
+built without ``pyplot``, so no global figure state piles up in long runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import ShapeError
+
+__all__ = [
+    "smooth_curve",
+    "plot_loss_curve",
+    "plot_accuracy",
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_optimizer_paths",
+]
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _save(fig, path, dpi=100):
+    if path is not None:
+        path = os.fspath(path)
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        fig.savefig(path, dpi=dpi, format="png")
+    return fig
+
+
+def smooth_curve(values, window: int | None = None) -> np.ndarray:
+    """Moving average of ``values`` (the book's ``smooth_curve`` idea, without its edge effects).
+
+    Parameters
+    ----------
+    values : sequence of float, length L
+    window : int, optional
+        Width of the average; default ``max(1, L // 50)`` rounded up to an odd number.
+
+    Returns
+    -------
+    ndarray of shape (L,)
+        Each point is the mean of the values within ``window // 2`` of it
+        (fewer at the ends, so the curve neither shrinks nor bends towards zero).
+    """
+    y = np.asarray(values, dtype=np.float64).ravel()
+    if y.size == 0:
+        return y
+    if window is None:
+        window = max(1, y.size // 50)
+    window = int(window) | 1
+    half = window // 2
+    csum = np.concatenate(([0.0], np.cumsum(y)))
+    idx = np.arange(y.size)
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, y.size)
+    return (csum[hi] - csum[lo]) / (hi - lo)
+
+
+def _losses(history_or_losses):
+    losses = getattr(history_or_losses, "train_loss_list", history_or_losses)
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 1 or losses.size == 0:
+        raise ShapeError(f"losses must be a non-empty 1-D sequence (or a History), got shape {losses.shape}")
+    return losses
+
+
+def plot_loss_curve(history_or_losses, path=None, *, window: int | None = None, log_scale=False,
+                    title="Training loss"):
+    """Mini-batch loss per iteration, raw (faint) and smoothed (solid).
+
+    Parameters
+    ----------
+    history_or_losses : History or sequence of float
+        A :class:`nnscratch.training.History` or its ``train_loss_list``.
+    path : str or os.PathLike, optional
+        Where to save the PNG.
+    window : int, optional
+        Moving-average width for the smoothed line (see :func:`smooth_curve`).
+    log_scale : bool
+        Logarithmic loss axis.
+    """
+    losses = _losses(history_or_losses)
+    iterations = np.arange(1, losses.size + 1)
+    fig = _figure((6.4, 4.0))
+    ax = fig.add_subplot()
+    ax.plot(iterations, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="mini-batch loss")
+    ax.plot(iterations, smooth_curve(losses, window), color="tab:blue", linewidth=2.0, label="smoothed")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
+    """Train and test accuracy per epoch, the book's figure 4-12.
+
+    Parameters
+    ----------
+    history : History or dict
+        A :class:`~nnscratch.training.History` or a dict with ``train_acc_list``
+        and optionally ``test_acc_list`` (one value per epoch).
+    """
+    if isinstance(history, dict):
+        train, test = history.get("train_acc_list", []), history.get("test_acc_list", [])
+    else:
+        train, test = history.train_acc_list, history.test_acc_list
+    train = np.asarray(train, dtype=np.float64)
+    if train.ndim != 1 or train.size == 0:
+        raise ShapeError(f"train accuracies must be a non-empty 1-D sequence, got shape {train.shape}")
+    epochs = np.arange(1, train.size + 1)
+    fig = _figure((6.4, 4.0))
+    ax = fig.add_subplot()
+    ax.plot(epochs, train, marker="o", label="train acc")
+    if test is not None and len(test) and all(v is not None for v in test):
+        ax.plot(epochs, np.asarray(test, dtype=np.float64), marker="s", linestyle="--", label="test acc")
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("accuracy")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples of true class ``i`` predicted as class ``j``.
+
+    Parameters
+    ----------
+    y_true, y_pred : int arrays of shape (N,)
+    num_classes : int, optional
+        Default: 1 + the largest label seen.
+
+    Returns
+    -------
+    ndarray of int64, shape (num_classes, num_classes)
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape:
+        raise ShapeError(f"y_true and y_pred must be 1-D label arrays of one shape, "
+                         f"got {y_true.shape} and {y_pred.shape}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.dtype.kind not in "iu" or y.min() < 0):
+            raise ShapeError(f"{name} must hold non-negative integer labels, got dtype {y.dtype}")
+    if num_classes is None:
+        num_classes = int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    if y_true.size and max(y_true.max(), y_pred.max()) >= num_classes:
+        raise ShapeError(f"labels must be < num_classes={num_classes}")
+    flat = y_true.astype(np.int64) * num_classes + y_pred
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def plot_confusion_matrix(y_true, y_pred, path=None, *, num_classes: int | None = None,
+                          class_names=None, title=None):
+    """Confusion matrix as a heat map with the count written in every cell.
+
+    Rows are true classes, columns predicted classes; the title shows the
+    accuracy. The image data (``fig.axes[0].images[0].get_array()``) is the
+    count matrix of :func:`confusion_matrix`.
+    """
+    counts = confusion_matrix(y_true, y_pred, num_classes)
+    k = counts.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    fig = _figure((0.55 * k + 2.2, 0.5 * k + 1.6))
+    ax = fig.add_subplot()
+    im = ax.imshow(counts, cmap="Blues", interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    threshold = counts.max() / 2 if counts.size else 0
+    for i, j in zip(*np.nonzero(counts)):
+        ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                color="white" if counts[i, j] > threshold else "black")
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total = counts.sum()
+    accuracy = np.trace(counts) / total if total else float("nan")
+    ax.set_title(title or f"Confusion matrix (accuracy {accuracy:.2%}, n={total})")
+    return _save(fig, path)
+
+
+def plot_optimizer_paths(paths: dict, f, path=None, *, xlim=(-10, 10), ylim=(-10, 10), ncols=2,
+                         levels=None):
+    """The book's figure 6-8: each optimizer's path over the contours of ``f``.
+
+    Parameters
+    ----------
+    paths : dict of str -> array of shape (steps + 1, 2)
+        Visited points (x, y) per optimizer name, starting point first.
+    f : callable
+        ``f(X, Y)`` on meshgrid arrays, e.g. ``X**2 / 20 + Y**2``.
+    path : str or os.PathLike, optional
+        Where to save the PNG.
+    xlim, ylim : (float, float)
+        The plotted region.
+    ncols : int
+        Panels per row (2 gives the book's 2x2 grid for four optimizers).
+    levels : sequence of float, optional
+        Contour levels; default: the values of ``f`` on a log-spaced range.
+    """
+    if not paths:
+        raise ShapeError("paths must name at least one optimizer's path")
+    arrays = {}
+    for name, points in paths.items():
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ShapeError(f"path of {name!r} must have shape (steps + 1, 2), got {points.shape}")
+        arrays[name] = points
+    X, Y = np.meshgrid(np.linspace(*xlim, 250), np.linspace(*ylim, 250))
+    Z = f(X, Y)
+    if levels is None:
+        zmin = max(float(Z.min()), 1e-3)
+        levels = np.geomspace(zmin, float(Z.max()), 12)
+    nrows = -(-len(arrays) // ncols)
+    fig = _figure((4.2 * min(ncols, len(arrays)), 3.6 * nrows))
+    for i, (name, points) in enumerate(arrays.items(), start=1):
+        ax = fig.add_subplot(nrows, min(ncols, len(arrays)), i)
+        ax.contour(X, Y, Z, levels=levels, colors="0.6", linewidths=0.8)
+        ax.plot(points[:, 0], points[:, 1], "o-", color="red", markersize=3, linewidth=1)
+        ax.plot(0, 0, "+", color="black", markersize=10)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_title(name)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    return _save(fig, path)
