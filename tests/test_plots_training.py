@@ -6,7 +6,8 @@ from PIL import Image
 
 from nnscratch.errors import ShapeError
 from nnscratch.plots.training import (
-    confusion_matrix, plot_accuracy, plot_confusion_matrix, plot_loss_curve, plot_optimizer_paths,
+    confusion_matrix, plot_accuracy, plot_confusion_matrix, plot_loss_comparison, plot_loss_curve,
+    plot_optimizer_paths,
     smooth_curve)
 from nnscratch.training import History
 
@@ -90,3 +91,13 @@ def test_optimizer_paths_in_a_two_by_two_grid(tmp_path):
         assert ax.get_subplotspec().get_geometry()[:2] == (2, 2)
     with pytest.raises(ShapeError, match="SGD"):
         plot_optimizer_paths({"SGD": np.zeros((3, 3))}, lambda x, y: x + y)
+
+
+def test_loss_comparison_draws_one_smoothed_line_per_run(tmp_path):
+    runs = {"SGD": np.linspace(2, 1, 50), "Adam": History(train_loss_list=np.linspace(2, 0.1, 50).tolist())}
+    fig = plot_loss_comparison(runs, tmp_path / "cmp.png", window=5)
+    assert png_size(tmp_path / "cmp.png") == (640, 400)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["SGD", "Adam"]
+    assert np.allclose(lines[1].get_ydata(), smooth_curve(np.linspace(2, 0.1, 50), 5))
+    assert fig.axes[0].get_yscale() == "log"

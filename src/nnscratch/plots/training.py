@@ -16,6 +16,7 @@ from ..errors import ShapeError
 __all__ = [
     "smooth_curve",
     "plot_loss_curve",
+    "plot_loss_comparison",
     "plot_accuracy",
     "confusion_matrix",
     "plot_confusion_matrix",
@@ -98,6 +99,34 @@ def plot_loss_curve(history_or_losses, path=None, *, window: int | None = None, 
     ax.plot(iterations, smooth_curve(losses, window), color="tab:blue", linewidth=2.0, label="smoothed")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_loss_comparison(losses_by_name: dict, path=None, *, window: int | None = None,
+                         log_scale=True, title="Training loss"):
+    """Smoothed loss curves of several runs on one axis (the book's figure 6-9).
+
+    Parameters
+    ----------
+    losses_by_name : dict of str -> History or sequence of float
+        One curve per run, e.g. per optimizer.
+    path, window, log_scale, title
+        As in :func:`plot_loss_curve`.
+    """
+    if not losses_by_name:
+        raise ShapeError("losses_by_name must hold at least one run")
+    fig = _figure((6.4, 4.0))
+    ax = fig.add_subplot()
+    for name, losses in losses_by_name.items():
+        losses = _losses(losses)
+        ax.plot(np.arange(1, losses.size + 1), smooth_curve(losses, window), label=str(name))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (smoothed)")
     if log_scale:
         ax.set_yscale("log")
     ax.set_title(title)
