@@ -2,6 +2,7 @@
 
 from .base import LayerModel, Model
 from .multilayer import MultiLayerNet
+from .nielsen import NielsenNetwork
 from .registry import MODELS, build_model, register_model
 from .simple import SimpleNet, TwoLayerNet
 
@@ -14,6 +15,7 @@ __all__ = [
     "SimpleNet",
     "TwoLayerNet",
     "MultiLayerNet",
+    "NielsenNetwork",
 ]
 
 from .conv import DeepConvNet, SimpleConvNet  # noqa: E402

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Model
 from .multilayer import MultiLayerNet
+from .nielsen import NielsenNetwork
 from .simple import SimpleNet, TwoLayerNet
 
 __all__ = ["MODELS", "build_model", "register_model"]
@@ -14,6 +15,7 @@ MODELS: dict[str, type] = {
     "SimpleNet": SimpleNet,
     "TwoLayerNet": TwoLayerNet,
     "MultiLayerNet": MultiLayerNet,
+    "NielsenNetwork": NielsenNetwork,
 }
 
 
