@@ -16,7 +16,7 @@ from nnscratch.optimizers import build_optimizer
 SMALL_CONFIGS = {
     "TwoLayerNet": dict(input_size=784, hidden_size=16, output_size=10, seed=1),
     "MultiLayerNet": dict(input_size=784, hidden_size_list=[16, 8], output_size=10,
-                          use_batchnorm=True, use_dropout=True, dropout_ration=0.2, seed=1),
+                          use_batchnorm=True, use_dropout=True, dropout_ratio=0.2, seed=1),
     "NielsenNetwork": dict(sizes=[784, 16, 10], seed=1),
     "SimpleConvNet": dict(conv_param={"filter_num": 4, "filter_size": 5, "pad": 0, "stride": 1},
                           hidden_size=16, seed=1),

@@ -416,7 +416,9 @@ def _to_json(value, arrays: dict[str, np.ndarray] | None, where: str):
     """Turn a nested structure into JSON, moving ndarrays into ``arrays``.
 
     An array becomes ``{"__ndarray__": key}``; a tuple becomes
-    ``{"__tuple__": [...]}`` so that it round-trips; NumPy scalars become
+    ``{"__tuple__": [...]}`` so that it round-trips. With ``arrays=None``
+    (configs, summaries, arguments) the result is plain JSON: arrays are
+    refused and tuples become lists. NumPy scalars become
     Python numbers (RNG states hold big Python ints, which JSON keeps exactly).
     """
     if isinstance(value, np.ndarray):
@@ -435,6 +437,8 @@ def _to_json(value, arrays: dict[str, np.ndarray] | None, where: str):
             out[k] = _to_json(v, arrays, f"{where}.{k}")
         return out
     if isinstance(value, tuple):
+        if arrays is None:  # plain JSON (configs, summaries, args): a tuple is a list
+            return [_to_json(v, None, where) for v in value]
         return {"__tuple__": [_to_json(v, arrays, where) for v in value]}
     if isinstance(value, list):
         return [_to_json(v, arrays, where) for v in value]
