@@ -1,0 +1,170 @@
+"""SimpleConvNet and DeepConvNet: backprop against float64 central differences on
+tiny inputs, the book's shapes and names, the Model contract and input checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnscratch.errors import ConfigError, ShapeError
+from nnscratch.models.conv import DeepConvNet, SimpleConvNet
+
+
+def numerical_gradients(loss, params, h=1e-5):
+    grads = {}
+    for key, p in params.items():
+        g = np.zeros_like(p)
+        flat, gflat = p.reshape(-1), g.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + h
+            fp = loss()
+            flat[i] = old - h
+            fm = loss()
+            flat[i] = old
+            gflat[i] = (fp - fm) / (2 * h)
+        grads[key] = g
+    return grads
+
+
+def assert_gradients_match(analytic, numeric):
+    assert set(analytic) == set(numeric)
+    for key in numeric:
+        a, n = analytic[key], numeric[key]
+        scale = max(np.max(np.abs(a)), np.max(np.abs(n)), 1e-8)
+        assert np.max(np.abs(a - n)) / scale <= 1e-6, key
+
+
+def tiny(n_filters):
+    return {"filter_num": n_filters, "filter_size": 3, "pad": 1, "stride": 1}
+
+
+def test_simple_convnet_gradient_matches_numerical():
+    rng = np.random.default_rng(0)
+    net = SimpleConvNet(input_dim=(2, 8, 8), conv_param={"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1},
+                        hidden_size=6, output_size=4, weight_init_std=0.5, seed=1, dtype="float64")
+    x = rng.standard_normal((3, 2, 8, 8))
+    t = np.array([0, 3, 1])
+    analytic = net.gradient(x, t)
+    numeric = numerical_gradients(lambda: net.loss(x, t, train_flg=True), net.params)
+    assert_gradients_match(analytic, numeric)
+
+
+def test_deep_convnet_gradient_matches_numerical_with_dropout():
+    rng = np.random.default_rng(2)
+    net = DeepConvNet(input_dim=(1, 12, 12),
+                      conv_param_1=tiny(2), conv_param_2=tiny(2), conv_param_3=tiny(3),
+                      conv_param_4={"filter_num": 3, "filter_size": 3, "pad": 2, "stride": 1},
+                      conv_param_5=tiny(4), conv_param_6=tiny(4),
+                      hidden_size=6, output_size=3, dropout_ratio=0.3, seed=3, dtype="float64")
+    x = rng.standard_normal((2, 1, 12, 12))
+    t = np.array([[0, 0, 1], [1, 0, 0]], dtype=float)  # one-hot works as well as labels
+    state = net.get_rng_state()  # the same dropout masks for every evaluation
+
+    def loss():
+        net.set_rng_state(state)
+        return net.loss(x, t, train_flg=True)
+
+    net.set_rng_state(state)
+    analytic = net.gradient(x, t)
+    numeric = numerical_gradients(loss, net.params)
+    assert_gradients_match(analytic, numeric)
+    # 12x12 -> pool 6 -> pad 2 gives 8 -> pool 4 -> pool 2: W7 has 4*2*2 rows.
+    assert net.params["W7"].shape == (16, 6)
+
+
+def test_deep_convnet_has_the_book_architecture():
+    net = DeepConvNet(seed=0)
+    shapes = {k: v.shape for k, v in net.params.items()}
+    assert shapes == {
+        "W1": (16, 1, 3, 3), "b1": (16,), "W2": (16, 16, 3, 3), "b2": (16,),
+        "W3": (32, 16, 3, 3), "b3": (32,), "W4": (32, 32, 3, 3), "b4": (32,),
+        "W5": (64, 32, 3, 3), "b5": (64,), "W6": (64, 64, 3, 3), "b6": (64,),
+        "W7": (64 * 4 * 4, 50), "b7": (50,), "W8": (50, 10), "b8": (10,),
+    }
+    assert all(v.dtype == np.float32 for v in net.params.values())
+    # He initialisation: std sqrt(2 / fan_in)
+    assert net.params["W6"].std() == pytest.approx(np.sqrt(2 / (64 * 9)), rel=0.05)
+    assert net.params["W7"].std() == pytest.approx(np.sqrt(2 / 1024), rel=0.05)
+    assert list(net.layers) == [
+        "Conv1", "Relu1", "Conv2", "Relu2", "Pool1", "Conv3", "Relu3", "Conv4", "Relu4", "Pool2",
+        "Conv5", "Relu5", "Conv6", "Relu6", "Pool3", "Affine1", "Relu7", "Dropout1", "Affine2", "Dropout2"]
+    assert net.layers["Conv4"].pad == 2
+    # The layers compute with the very arrays in params.
+    assert net.layers["Conv1"].W is net.params["W1"] and net.layers["Affine2"].W is net.params["W8"]
+
+
+def test_simple_convnet_has_the_book_architecture():
+    net = SimpleConvNet(seed=0)
+    shapes = {k: v.shape for k, v in net.params.items()}
+    assert shapes == {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (30 * 12 * 12, 100), "b2": (100,),
+                      "W3": (100, 10), "b3": (10,)}
+    assert net.params["W2"].std() == pytest.approx(0.01, rel=0.05)
+
+
+@pytest.mark.parametrize("cls", [SimpleConvNet, DeepConvNet])
+def test_model_contract(cls):
+    rng = np.random.default_rng(4)
+    net = cls(seed=5)
+    x = rng.random((450, 1, 28, 28), dtype=np.float32)  # > one inference chunk
+    t = rng.integers(0, 10, 450)
+    scores = net.predict(x)
+    assert scores.shape == (450, 10) and scores.dtype == np.float32
+    np.testing.assert_allclose(scores[:7], net.predict(x[:7]), rtol=1e-5, atol=1e-6)
+    assert net.predict(x[0]).shape == (10,)
+    acc = net.accuracy(x, t, batch_size=128)
+    assert acc == np.mean(scores.argmax(axis=1) == t)
+    assert net.accuracy(x, np.eye(10, dtype=np.float32)[t]) == acc
+    loss, grads = net.loss_and_gradient(x[:20], t[:20])
+    assert np.isfinite(loss) and set(grads) == set(net.params)
+    assert all(grads[k].shape == net.params[k].shape for k in grads)
+    # config is JSON-able and rebuilds the same network (same seed, same weights)
+    clone = cls(**json.loads(json.dumps(net.config)))
+    for k in net.params:
+        np.testing.assert_array_equal(clone.params[k], net.params[k])
+
+
+def test_training_steps_reduce_the_loss():
+    rng = np.random.default_rng(6)
+    net = SimpleConvNet(input_dim=(1, 12, 12), conv_param={"filter_num": 4, "filter_size": 3, "pad": 0, "stride": 1},
+                        hidden_size=10, output_size=2, weight_init_std=0.3, seed=0)
+    t = rng.integers(0, 2, 40)
+    x = 0.1 * rng.random((40, 1, 12, 12), dtype=np.float32)
+    for i, label in enumerate(t):  # a bright bar in the top (0) or bottom (1) half
+        x[i, 0, 2 + 6 * label, 2:10] = 1.0
+    first = net.loss(x, t)
+    for _ in range(30):
+        _, grads = net.loss_and_gradient(x, t)
+        for k in net.params:
+            net.params[k] -= 0.1 * grads[k]
+    assert net.loss(x, t) < 0.5 * first
+
+
+def test_input_validation():
+    net = DeepConvNet(seed=0)
+    with pytest.raises(ShapeError, match=r"\(N, 1, 28, 28\)"):
+        net.predict(np.zeros((2, 784), np.float32))
+    with pytest.raises(ShapeError, match="floating-point"):
+        net.predict(np.zeros((2, 1, 28, 28), np.uint8))
+    with pytest.raises(ShapeError):
+        net.accuracy(np.zeros((2, 1, 28, 28), np.float32), np.array([1, 2, 3]))
+    with pytest.raises(ConfigError, match="conv_param_2"):
+        DeepConvNet(conv_param_2={"filter_num": 16})
+    with pytest.raises(ConfigError, match="do not fit input_dim"):
+        DeepConvNet(input_dim=(1, 10, 10))
+    with pytest.raises(ConfigError, match="dropout_ratio"):
+        DeepConvNet(dropout_ratio=1.0)
+    with pytest.raises(ConfigError, match="dtype"):
+        SimpleConvNet(dtype="int8")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    from nnscratch.io import load_model, save_model
+
+    rng = np.random.default_rng(7)
+    net = DeepConvNet(seed=8)
+    x = rng.random((5, 1, 28, 28), dtype=np.float32)
+    save_model(net, tmp_path / "deep.npz")
+    loaded = load_model(tmp_path / "deep.npz")
+    assert type(loaded) is DeepConvNet
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
