@@ -1,6 +1,7 @@
 """Networks built from layers: predict, loss, accuracy, gradient (the Model contract)."""
 
 from .base import LayerModel, Model
+from .gradient_check import gradient_check
 from .multilayer import MultiLayerNet
 from .nielsen import NielsenNetwork
 from .registry import MODELS, build_model, register_model
@@ -16,6 +17,7 @@ __all__ = [
     "TwoLayerNet",
     "MultiLayerNet",
     "NielsenNetwork",
+    "gradient_check",
 ]
 
 from .conv import DeepConvNet, SimpleConvNet  # noqa: E402
