@@ -23,3 +23,13 @@ from nnscratch.datasets.download import download_file
 
 __all__ += ["load_mnist", "load_dataset", "download_dataset", "download_file", "dataset_info",
             "default_data_dir", "DatasetInfo", "SourceFile", "DATASETS"]
+from nnscratch.datasets.display import (
+    format_digit_halfblocks,
+    format_digit_numbers,
+    format_digit_shades,
+    render_digit,
+    show_digit,
+)
+
+__all__ += ["render_digit", "show_digit", "format_digit_numbers", "format_digit_shades",
+            "format_digit_halfblocks"]
