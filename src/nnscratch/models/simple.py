@@ -136,10 +136,15 @@ class TwoLayerNet(LayerModel):
         running the whole network twice (the book's ``nditer`` loop), but
         computed together: changing ``W1[i, j]`` by ``±h`` only moves hidden
         unit ``j``'s pre-activation by ``±h * x[:, i]``, so the perturbed
-        scores are the unperturbed ones plus a rank-1 change, and the change
-        of the loss for every perturbation comes from one vectorised
-        expression (in blocks of rows to bound memory). Computed in float64
-        whatever the model's dtype; returned in the model's dtype.
+        scores are the unperturbed ones plus a rank-1 change
+        ``(act(a1 ± h x[:, i]) - z1)[:, j] * W2[j]``, and the change of the loss
+        for every perturbation comes from one vectorised expression,
+        ``log(sum_c p_c exp(ds_c)) - ds_t`` (in blocks, to bound memory).
+        Samples whose pixel ``i`` is 0 are skipped: their loss does not
+        change. About 100x faster than the loop for 784-50-10 on a batch of
+        100 (``bench/numerical_gradient.py``); the two agree to ~1e-11.
+        Computed in float64 whatever the model's dtype; returned in the
+        model's dtype.
 
         Parameters
         ----------
