@@ -341,3 +341,36 @@ def test_multilayer_config_errors(kwargs, match):
         small_multilayer(**kwargs)
     with pytest.raises(ConfigError, match="hidden_size_list"):
         MultiLayerNet(5, [3, 0], 2)
+
+
+def test_float32_end_to_end_through_every_layer_kind():
+    rng = np.random.default_rng(16)
+    for activation in ("relu", "sigmoid", "tanh"):
+        net = MultiLayerNet(10, [8, 6], 4, activation=activation, weight_decay_lambda=0.01,
+                            use_dropout=True, use_batchnorm=True, seed=0)
+        x = rng.standard_normal((5, 10)).astype(np.float32)
+        t = rng.integers(0, 4, 5)
+        assert net.predict(x).dtype == np.float32
+        loss, grads = net.loss_and_gradient(x, t)
+        assert np.isfinite(loss)
+        assert all(g.dtype == np.float32 for g in grads.values())
+        assert all(b.dtype == np.float32 for b in net.buffers.values())
+    assert net.lastLayer is net.last_layer
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=4))
+def test_input_validation_accepts_exactly_batches_of_the_input_shape(shape):
+    net = MultiLayerNet(6, [3], 2, seed=0)
+    x = np.zeros(shape, dtype=np.float32)
+    valid = len(shape) == 2 and shape[1] == 6 and shape[0] >= 1
+    single = tuple(shape) == (6,)
+    if valid or single:
+        assert net.predict(x).shape == ((shape[0], 2) if valid else (2,))
+    else:
+        with pytest.raises(ShapeError, match=r"\(N, 6\)|at least one sample"):
+            net.predict(x)

@@ -262,6 +262,11 @@ class LayerModel(Model):
         self.layers: dict = {}
         self.last_layer = SoftmaxWithLoss()
 
+    @property
+    def lastLayer(self):  # noqa: N802 -- the book's attribute name
+        """The book's name for :attr:`last_layer` (the SoftmaxWithLoss layer)."""
+        return self.last_layer
+
     def _register_layers(self, weight_decay_lambda: float = 0.0) -> None:
         self.weight_decay_lambda = float(weight_decay_lambda)
         if self.weight_decay_lambda < 0:
