@@ -168,3 +168,24 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = load_model(tmp_path / "deep.npz")
     assert type(loaded) is DeepConvNet
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
+def test_filter_and_misclassified_plots(tmp_path):
+    from nnscratch.plots.conv import plot_filters, plot_filters_before_after, plot_misclassified
+
+    rng = np.random.default_rng(9)
+    net = SimpleConvNet(conv_param={"filter_num": 6, "filter_size": 5, "pad": 0, "stride": 1}, seed=0)
+    before = net.params["W1"].copy()
+    after = before + rng.standard_normal(before.shape).astype(np.float32)
+    png = b"\x89PNG\r\n\x1a\n"
+    plot_filters(after, tmp_path / "filters.png", title="W1")
+    plot_filters_before_after(before, after, tmp_path / "before_after.png")
+    for name in ("filters.png", "before_after.png"):
+        assert (tmp_path / name).read_bytes()[:8] == png
+    x = rng.random((30, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, 30)
+    path, wrong = plot_misclassified(net, x, t, tmp_path / "wrong.png", max_images=4)
+    np.testing.assert_array_equal(wrong, np.flatnonzero(net.predict(x).argmax(axis=1) != t))
+    assert path.read_bytes()[:8] == png
+    with pytest.raises(ShapeError):
+        plot_filters_before_after(before, after[:3], tmp_path / "bad.png")
