@@ -208,3 +208,16 @@ def test_batchnorm_creates_running_stats_lazily_and_checks_width():
     assert layer.running_mean.shape == (3,)
     with pytest.raises(ShapeError, match="3 features per sample"):
         layer.forward(np.zeros((2, 4)), True)
+
+
+def test_affine_can_skip_the_input_gradient():
+    rng = np.random.default_rng(10)
+    W, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    full, first = Affine(W.copy(), b.copy()), Affine(W.copy(), b.copy())
+    first.compute_input_grad = False
+    full.forward(x)
+    first.forward(x)
+    assert full.backward(dout) is not None and first.backward(dout) is None
+    np.testing.assert_array_equal(first.dW, full.dW)
+    np.testing.assert_array_equal(first.db, full.db)

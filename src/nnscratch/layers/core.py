@@ -95,7 +95,10 @@ class Affine(Layer):
 
     ``forward`` flattens an input of shape (N, d1, d2, ...) with
     ``d1 * d2 * ... == D`` to (N, D) (e.g. conv feature maps), and
-    ``backward`` gives ``dx`` back in the input's shape.
+    ``backward`` gives ``dx`` back in the input's shape. A network's first
+    layer may set ``compute_input_grad = False``: nobody needs dL/d(images),
+    and skipping it saves one of the two matrix products of ``backward``
+    (``backward`` then returns None).
     """
 
     W = _param_property("W", "Weights, shape (D, M) (same array as ``params['W']``).")
@@ -113,6 +116,7 @@ class Affine(Layer):
         self.b = b
         self.x = None  # (N, D): the flattened input
         self.original_x_shape = None
+        self.compute_input_grad = True
 
     def forward(self, x, train_flg=True):
         self.original_x_shape = x.shape
@@ -128,6 +132,8 @@ class Affine(Layer):
     def backward(self, dout):
         np.matmul(self.x.T, dout, out=self.dW)
         np.sum(dout, axis=0, out=self.db)
+        if not self.compute_input_grad:
+            return None
         dx = dout @ self.W.T  # (N, D)
         return dx.reshape(self.original_x_shape)
 

@@ -268,6 +268,9 @@ class LayerModel(Model):
         return self.last_layer
 
     def _register_layers(self, weight_decay_lambda: float = 0.0) -> None:
+        first = next(iter(self.layers.values()), None)
+        if hasattr(first, "compute_input_grad"):
+            first.compute_input_grad = False  # dL/d(input) is never used: skip its matrix product
         self.weight_decay_lambda = float(weight_decay_lambda)
         if self.weight_decay_lambda < 0:
             raise ConfigError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda!r}")
