@@ -82,3 +82,27 @@ def test_bad_arguments():
         gradient_check(net, np.zeros((2, 4), np.float32), np.array([0, 1]), h=0)
     with pytest.raises(ConfigError, match="nnscratch model"):
         gradient_check(object(), None, None)
+
+
+def test_conv_net_through_the_generic_path():
+    from nnscratch.models import SimpleConvNet
+
+    rng = np.random.default_rng(4)
+    net = SimpleConvNet(input_dim=(1, 6, 6), conv_param={"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1},
+                        hidden_size=4, output_size=3, weight_init_std=0.5, seed=0)
+    x = rng.random((2, 1, 6, 6)).astype(np.float32)
+    diffs = gradient_check(net, x, rng.integers(0, 3, 2))
+    assert set(diffs) == set(net.params)
+    assert max(diffs.values()) < 1e-6
+
+
+def test_max_elements_samples_each_parameter():
+    rng = np.random.default_rng(5)
+    net = MultiLayerNet(64, [20], 10, activation="sigmoid", seed=0)
+    x, t = batch(rng, 3, 64, 10)
+    diffs, backprop, numerical = gradient_check(net, x, t, max_elements=25, return_gradients=True)
+    assert max(diffs.values()) < 1e-6
+    assert np.count_nonzero(~np.isnan(numerical["W1"])) == 25
+    assert np.count_nonzero(~np.isnan(numerical["b2"])) == 10  # small enough to do whole
+    with pytest.raises(ConfigError, match="max_elements"):
+        gradient_check(net, x, t, max_elements=0)
