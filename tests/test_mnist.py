@@ -262,3 +262,20 @@ def test_import_pulls_in_neither_matplotlib_nor_tqdm():
             "print('matplotlib' in sys.modules, 'tqdm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_concurrent_first_loads_share_one_cache(tmp_path):
+    """Several processes building the same cache at once (as pytest -n or parallel jobs do)."""
+    code = ("import sys, zlib, nnscratch; (x, t), (xt, tt) = nnscratch.load_mnist(normalize=False, "
+            "data_dir=sys.argv[1]); print(zlib.crc32(x.tobytes()), zlib.crc32(tt.tobytes()), len(x))")
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    expected = " ".join(str(v) for v in (
+        zlib.crc32(independent_decode("train-images-idx3-ubyte").reshape(60000, 784).tobytes()),
+        zlib.crc32(independent_decode("t10k-labels-idx1-ubyte").tobytes()), 60000))
+    assert [out.strip() for out, _ in outputs] == [expected] * 3
+    decoded = tmp_path / "mnist" / "decoded"
+    assert sorted(p.name for p in decoded.iterdir()) == [
+        "manifest.json", "t_test.npy", "t_train.npy", "x_test.npy", "x_train.npy"]
