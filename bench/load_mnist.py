@@ -75,6 +75,11 @@ def make_book_pickle(directory: Path) -> Path:
     return path
 
 
+def unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
 def book_pickle(path: Path):
     with open(path, "rb") as f:
         dataset = pickle.load(f)
@@ -112,7 +117,7 @@ def main() -> None:
         per_call = median_time(book_per_call, args.repeats)
         pickle_path = make_book_pickle(scratch)
         pickled = median_time(lambda: book_pickle(pickle_path), args.repeats)
-        pickled_raw = median_time(lambda: pickle.load(open(pickle_path, "rb")), args.repeats)
+        pickled_raw = median_time(lambda: unpickle(pickle_path), args.repeats)
 
         # same arrays on both sides
         (x, t), (xt, tt) = load_mnist(data_dir=warm_dir)

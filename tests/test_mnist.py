@@ -279,3 +279,13 @@ def test_concurrent_first_loads_share_one_cache(tmp_path):
     decoded = tmp_path / "mnist" / "decoded"
     assert sorted(p.name for p in decoded.iterdir()) == [
         "manifest.json", "t_test.npy", "t_train.npy", "x_test.npy", "x_train.npy"]
+
+
+def test_unwritable_cache_warns_and_still_loads(tmp_path, reference):
+    from nnscratch.errors import NnscratchWarning
+
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "decoded").write_text("a file where the cache directory should be")
+    with pytest.warns(NnscratchWarning, match="could not write the decoded-array cache"):
+        _, (_, t_test) = load_mnist(data_dir=tmp_path)
+    assert_same(t_test, reference["t10k-labels-idx1-ubyte"])
