@@ -272,7 +272,7 @@ def _descend(f, init_x, lr, step_num, h):
     for w in caught:
         if issubclass(w.category, DivergenceWarning):
             note = "diverged" if "diverged" in str(w.message) else "barely moves"
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        warnings.warn(w.message, stacklevel=3)  # attributed to whoever asked for the picture
     return path, note
 
 
