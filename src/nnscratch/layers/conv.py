@@ -114,11 +114,18 @@ def _windows_nhwc(xp: np.ndarray, fh: int, fw: int, stride: int) -> np.ndarray:
     return win.transpose(0, 1, 2, 4, 5, 3)
 
 
-def _im2col_nhwc(xp: np.ndarray, fh: int, fw: int, stride: int) -> np.ndarray:
-    """Rows ``(N*OH*OW, FH*FW*C)`` of a padded channels-last input (one copy)."""
+def _im2col_nhwc(xp: np.ndarray, fh: int, fw: int, stride: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``(N*OH*OW, FH*FW*C)`` of a padded channels-last input (one copy).
+
+    ``out``, if given, is a C-contiguous array of that many elements to fill.
+    """
     win = _windows_nhwc(xp, fh, fw, stride)
     n, oh, ow = win.shape[:3]
-    return win.reshape(n * oh * ow, -1)
+    if out is None:
+        return win.reshape(n * oh * ow, -1)
+    col = out.reshape(n * oh * ow, -1)
+    np.copyto(col.reshape(win.shape), win)
+    return col
 
 
 def _col2im_nhwc(col: np.ndarray, padded_shape: tuple, fh: int, fw: int,
@@ -267,6 +274,10 @@ class Convolution(Layer):
         self.W = W
         self.b = b
         self.compute_input_grad = True
+        # One reusable scratch array for the unrolled input (forward) and the
+        # unrolled output gradient (backward): tens of MB that would otherwise
+        # be freshly mapped, page-faulted and zeroed by the OS at every step.
+        self._scratch = None
         self._col = None
         self._x_shape = None
         self._out_shape = None
@@ -275,6 +286,13 @@ class Convolution(Layer):
     b = _param_property("b", "Biases, shape (FN,) (same array as ``params['b']``).")
     dW = _grad_property("W", "dL/dW after ``backward`` (same array as ``grads['W']``).")
     db = _grad_property("b", "dL/db after ``backward`` (same array as ``grads['b']``).")
+
+    def _scratch_for(self, size: int, like: np.ndarray) -> np.ndarray:
+        """A flat scratch array of ``size`` elements of ``like``'s dtype, reused between calls."""
+        buf = self._scratch
+        if buf is None or buf.size < size or buf.dtype != like.dtype:
+            buf = self._scratch = np.empty(size, dtype=like.dtype, like=like)
+        return buf[:size]
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
@@ -290,7 +308,9 @@ class Convolution(Layer):
         ow = conv_output_size(w, fw, self.stride, self.pad, axis="width")
 
         xp = _pad_nhwc(_channels_last(x), self.pad)                     # (N, Hp, Wp, C)
-        col = _im2col_nhwc(xp, fh, fw, self.stride)                     # (N*OH*OW, FH*FW*C)
+        # Training reuses one scratch array; inference (any batch size) holds on to nothing.
+        scratch = self._scratch_for(n * oh * ow * fh * fw * c, x) if train_flg else None
+        col = _im2col_nhwc(xp, fh, fw, self.stride, out=scratch)       # (N*OH*OW, FH*FW*C)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
         out = col @ w2d                                                 # (N*OH*OW, FN)
         out += b
@@ -320,7 +340,8 @@ class Convolution(Layer):
             # dx is the "full" convolution of dout with the flipped filters,
             # channels swapped: one im2col + one GEMM, and no scatter-add.
             dpad = _pad_nhwc(_channels_last(dout), fh - 1 - p, pad_w=fw - 1 - p)
-            dcol = _im2col_nhwc(dpad, fh, fw, 1)                        # (N*H*W, FH*FW*FN)
+            dcol = _im2col_nhwc(dpad, fh, fw, 1,                        # (N*H*W, FH*FW*FN)
+                                out=self._scratch_for(n * h * w * fh * fw * fn, dout))
             w_flip = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(fh * fw * fn, c)
             return (dcol @ w_flip).reshape(n, h, w, c).transpose(0, 3, 1, 2)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
