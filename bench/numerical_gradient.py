@@ -11,7 +11,11 @@ in float64 (39,760 parameters, h = 1e-4):
 * **calculus loop**: the generic fallback, ``nnscratch.calculus.numerical_gradient``
   on each parameter (also element by element), timed on b1, W2, b2 and
   extrapolated the same way.
-* **vectorised**: ``TwoLayerNet.numerical_gradient``, all elements, median of ``--runs``.
+* **vectorised**: ``TwoLayerNet.numerical_gradient``, all elements.
+
+The three are interleaved in ``--runs`` rounds (each round: one vectorised
+call, a share of the loop's elements, the calculus loop on b1/W2/b2), and the
+ratios are medians over rounds, so a busy machine slows them alike.
 
 Prints seconds, the ratio, and the max abs difference between the
 vectorised result and the loop on every element the loop computed (the same
@@ -37,9 +41,13 @@ from nnscratch.models import TwoLayerNet
 H = 1e-4
 
 
-def book_numerical_gradient(f, x, indices=None):
-    """The book's common/gradient.py ``numerical_gradient`` (nditer loop); ``indices`` limits it to a sample."""
-    grad = np.full_like(x, np.nan)
+def book_numerical_gradient(f, x, indices=None, grad=None):
+    """The book's common/gradient.py ``numerical_gradient`` (nditer loop).
+
+    ``indices`` limits it to some elements and ``grad`` receives them, so the
+    benchmark can run it in interleaved shares.
+    """
+    grad = np.zeros_like(x) if grad is None else grad
     if indices is None:
         it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
         indices = []
@@ -49,12 +57,12 @@ def book_numerical_gradient(f, x, indices=None):
     for idx in indices:
         tmp_val = x[idx]
         x[idx] = float(tmp_val) + H
-        fxh1 = f(x)
+        fxh1 = f(x)  # f(x+h)
         x[idx] = tmp_val - H
-        fxh2 = f(x)
+        fxh2 = f(x)  # f(x-h)
         grad[idx] = (fxh1 - fxh2) / (2 * H)
         x[idx] = tmp_val
-    return grad, len(indices)
+    return grad
 
 
 def main():
@@ -71,35 +79,44 @@ def main():
     total = net.num_params
     loss = lambda _: net.loss(x, t)  # noqa: E731
 
+    # Every loop element, in a fixed random order: all of b1, W2, b2 and a sample of W1
+    # (or everything with --full). The rounds interleave the three methods so that load
+    # from other processes on the machine hits them alike; ratios are medians over rounds.
+    rng = np.random.default_rng(0)
+    elements = []
+    for name, param in net.params.items():
+        flat = np.arange(param.size)
+        if name == "W1" and not args.full:
+            flat = rng.choice(param.size, size=min(args.w1_elements, param.size), replace=False)
+        elements += [(name, np.unravel_index(i, param.shape)) for i in flat]
+    rng.shuffle(elements)
+    chunks = np.array_split(np.arange(len(elements)), args.runs)
+
+    book = {name: np.full_like(p, np.nan) for name, p in net.params.items()}
+    fast_times, book_rates, generic_rates, ratios, generic_ratios = [], [], [], [], []
     with threadpool_limits(limits=args.threads):
-        fast_times = []
-        for _ in range(args.runs):
+        for chunk in chunks:
             start = time.perf_counter()
             fast = net.numerical_gradient(x, t, h=H)
             fast_times.append(time.perf_counter() - start)
-        fast_s = statistics.median(fast_times)
 
-        rng = np.random.default_rng(0)
-        book = {}
-        evaluated = 0
-        start = time.perf_counter()
-        for name, param in net.params.items():
-            indices = None
-            if name == "W1" and not args.full:
-                flat = rng.choice(param.size, size=min(args.w1_elements, param.size), replace=False)
-                indices = [np.unravel_index(i, param.shape) for i in flat]
-            book[name], count = book_numerical_gradient(loss, param, indices)
-            evaluated += count
-        book_measured = time.perf_counter() - start
-        book_s = book_measured / evaluated * total
+            start = time.perf_counter()
+            for name in net.params:
+                mine = [elements[k][1] for k in chunk if elements[k][0] == name]
+                book_numerical_gradient(loss, net.params[name], mine, book[name])
+            book_rates.append((time.perf_counter() - start) / len(chunk))
 
-        start = time.perf_counter()
-        generic_count = 0
-        generic = {}
-        for name in ("b1", "W2", "b2"):
-            generic[name] = calculus_numerical_gradient(loss, net.params[name], h=H)
-            generic_count += net.params[name].size
-        generic_s = (time.perf_counter() - start) / generic_count * total
+            start = time.perf_counter()
+            generic = {name: calculus_numerical_gradient(loss, net.params[name], h=H) for name in ("b1", "W2", "b2")}
+            generic_rates.append((time.perf_counter() - start) / sum(net.params[k].size for k in generic))
+
+            ratios.append(book_rates[-1] * total / fast_times[-1])
+            generic_ratios.append(generic_rates[-1] * total / fast_times[-1])
+    evaluated = len(elements)
+    generic_count = sum(net.params[k].size for k in generic)
+    fast_s = statistics.median(fast_times)
+    book_s = statistics.median(book_rates) * total
+    generic_s = statistics.median(generic_rates) * total
 
     diff_book = max(float(np.nanmax(np.abs(fast[k] - book[k]))) for k in net.params)
     diff_generic = max(float(np.max(np.abs(fast[k] - generic[k]))) for k in generic)
@@ -109,12 +126,12 @@ def main():
     print(f"TwoLayerNet(784, 50, 10) float64, batch 100 MNIST images, {total:,} parameters, h={H}, "
           f"BLAS threads {args.threads}, numpy {np.__version__}")
     how = "all elements" if args.full else f"{evaluated:,} of {total:,} elements, extrapolated"
-    print(f"{'method':<34}{'seconds/call':>14}{'slower by':>11}")
-    print(f"{'book nditer loop':<34}{book_s:>14.2f}{book_s / fast_s:>10.1f}x   ({how})")
-    print(f"{'calculus.numerical_gradient loop':<34}{generic_s:>14.2f}{generic_s / fast_s:>10.1f}x"
-          f"   (timed on b1, W2, b2: {generic_count} elements, extrapolated)")
+    print(f"{'method':<34}{'seconds/call':>14}{'slower by':>11}   (median of {args.runs} interleaved rounds)")
+    print(f"{'book nditer loop':<34}{book_s:>14.2f}{statistics.median(ratios):>10.1f}x   ({how})")
+    print(f"{'calculus.numerical_gradient loop':<34}{generic_s:>14.2f}{statistics.median(generic_ratios):>10.1f}x"
+          f"   (b1, W2, b2 each round: {generic_count} elements, extrapolated)")
     print(f"{'TwoLayerNet.numerical_gradient':<34}{fast_s:>14.3f}{1:>10.1f}x   "
-          f"(median of {args.runs}: {', '.join(f'{s:.3f}' for s in fast_times)})")
+          f"(all elements; rounds: {', '.join(f'{s:.3f}' for s in fast_times)})")
     print(f"max |vectorised - book loop|     = {diff_book:.2e}  (over the {evaluated:,} elements the loop computed)")
     print(f"max |vectorised - calculus loop| = {diff_generic:.2e}")
     print(f"max |vectorised - backprop|      = {diff_backprop:.2e}  (central-difference error, ReLU kinks)")

@@ -171,56 +171,43 @@ class TwoLayerNet(LayerModel):
         scores = z1 @ W2 + b2
         p = softmax(scores)  # (N, C)
 
-        def loss_change(delta_scores_dir, delta):
-            """Sum over samples of L_n(s + delta * dir) - L_n(s), for many perturbations at once.
-
-            ``delta`` (..., N) scales direction ``delta_scores_dir`` (..., N, C)
-            or (..., 1, C); uses log(sum_c p_c exp(delta * dir_c)) written
-            with log1p/expm1, exact for the small changes h makes.
-            """
-            moved = delta[..., None] * delta_scores_dir  # (..., N, C)
-            lse_change = np.log1p(np.sum(p * np.expm1(moved), axis=-1))  # (..., N)
-            return np.sum(lse_change - np.sum(onehot * moved, axis=-1), axis=-1)
-
-        def central(plus, minus):
-            return (plus - minus) / (2 * h) / n
-
         grads = {}
-        # b2[k] moves score k of every sample by ±h.
-        eye = np.eye(c)[:, None, :]  # (C, 1, C)
-        ones = np.ones((c, n))
-        grads["b2"] = central(loss_change(eye, h * ones), loss_change(eye, -h * ones))
-        # W2[j, k] moves score k by ±h * z1[:, j].
-        dz = np.broadcast_to(z1.T[:, None, :], (z1.shape[1], c, n))  # (H, C, N)
-        eye_hc = np.eye(c)[None, :, None, :]  # (1, C, 1, C)
-        grads["W2"] = central(loss_change(eye_hc, h * dz), loss_change(eye_hc, -h * dz))
-        # b1[j] moves a1[:, j] by ±h; the scores move by (act(a1 ± h) - z1) * W2[j].
-        w2_rows = W2[:, None, :]  # (H, 1, C)
-        d_plus = (act(a1 + h) - z1).T  # (H, N)
-        d_minus = (act(a1 - h) - z1).T
-        grads["b1"] = central(loss_change(w2_rows, d_plus), loss_change(w2_rows, d_minus))
-        # W1[i, j] moves a1[n, j] by ±h * x[n, i]. Samples with x[n, i] == 0 are unaffected
-        # (blank pixels: most of an MNIST image), so only the (pixel, sample) pairs with
-        # x[n, i] != 0 are visited, all hidden units j of a pair at once.
-        pixel_idx, sample_idx = np.nonzero(x.T)  # pairs sorted by pixel
+        # The output layer: b2[k] and W2[j, k] move score k alone, of sample n by d[n, k]
+        # (±h and ±h * z1[n, j]); the loss of sample n changes by
+        # log(1 + p_k (exp(d) - 1)) - t_k d, written with log1p/expm1 to stay exact for tiny d.
+        def one_score_moved(d):
+            return np.log1p(p * np.expm1(d)) - onehot * d
+
+        grads["b2"] = (one_score_moved(np.full_like(p, h)) - one_score_moved(np.full_like(p, -h))).sum(axis=0)
+        step = h * z1.T[:, :, None]  # (H, N, 1)
+        grads["W2"] = (one_score_moved(step) - one_score_moved(-step)).sum(axis=1)  # (H, C)
+
+        # The hidden layer: W1[i, j] moves a1[n, j] by ±h * x[n, i], b1[j] by ±h (the weight of an
+        # input that is always 1). All scores of sample n then move by d * W2[j] with
+        # d = act(a1[n, j] ± step) - z1[n, j]. Samples with x[n, i] == 0 are unaffected (blank
+        # pixels: most of an MNIST image), so only (input, sample) pairs with x[n, i] != 0 are
+        # visited, every hidden unit of a pair at once.
+        x1 = np.concatenate([x, np.ones((n, 1))], axis=1)  # (N, D + 1)
+        input_idx, sample_idx = np.nonzero(x1.T)  # pairs, sorted by input
         n_hidden = W1.shape[1]
-        target_dot_w2 = onehot @ W2.T  # (N, H): the loss's linear part per unit step of unit j
-        diffs = np.empty((pixel_idx.size, n_hidden))
+        target_dot_w2 = onehot @ W2.T  # (N, H)
+        diffs = np.empty((input_idx.size, n_hidden))
         block = max(1, 4_000_000 // (n_hidden * c))
-        for start in range(0, pixel_idx.size, block):
+        for start in range(0, input_idx.size, block):
             pairs = slice(start, start + block)
             rows = sample_idx[pairs]
-            step = h * x[rows, pixel_idx[pairs]][:, None]  # (B, 1)
+            step = h * x1[rows, input_idx[pairs]][:, None]  # (B, 1)
             a, z = a1[rows], z1[rows]  # (B, H)
             p_rows = p[rows][:, :, None]  # (B, C, 1)
 
-            def pair_loss_change(d):
-                """L_n(moved) - L_n for each pair and hidden unit: (B, H)."""
+            def all_scores_moved(d):
+                """L_n(s + d W2[j]) - L_n(s) for each pair and hidden unit j: (B, H)."""
                 lse = np.log1p(np.matmul(np.expm1(d[:, :, None] * W2), p_rows)[..., 0])
                 return lse - d * target_dot_w2[rows]
 
-            diffs[pairs] = pair_loss_change(act(a + step) - z) - pair_loss_change(act(a - step) - z)
-        gW1 = np.zeros_like(W1)
-        np.add.at(gW1, pixel_idx, diffs)
-        grads["W1"] = gW1 / (2 * h) / n
+            diffs[pairs] = all_scores_moved(act(a + step) - z) - all_scores_moved(act(a - step) - z)
+        sums = np.zeros((W1.shape[0] + 1, n_hidden))
+        np.add.at(sums, input_idx, diffs)
+        grads["W1"], grads["b1"] = sums[:-1], sums[-1]
+        grads = {k: g / (2 * h) / n for k, g in grads.items()}
         return {k: grads[k].astype(self.dtype) for k in ("W1", "b1", "W2", "b2")}
