@@ -264,6 +264,18 @@ def test_nonsense_h_is_rejected(h):
         numerical_diff(function_1, 5, h=h)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_points_are_rejected(bad):
+    with pytest.raises(GradientInputError, match=r"x\[1\] is (nan|inf)"):
+        numerical_gradient(function_2, np.array([1.0, bad]))
+
+
+def test_descent_from_a_noisy_minimum_is_silent(no_warnings):
+    x0 = np.array([np.log(2.0), np.log(2.0)])  # minimum of exp(x) - 2x, not symmetric
+    x = gradient_descent(lambda v: float(np.sum(np.exp(v) - 2 * v)), x0, lr=0.1)
+    np.testing.assert_allclose(x, x0, atol=1e-7)
+
+
 def test_gradient_descent_rejects_bad_learning_rates():
     with pytest.raises(ConfigError, match="lr"):
         gradient_descent(function_2, [1.0, 2.0], lr=-0.1)

@@ -56,6 +56,9 @@ _BARELY_MOVED_RELATIVE = 1e-4
 # ... while the gradient is still clearly non-zero (numerical noise of the
 # central difference with h = 1e-4 is far below this).
 _NONZERO_GRADIENT_NORM = 1e-6
+# ... and "diverged" when f ended higher than it started by more than this
+# (relative to max(|f(init_x)|, 1)), or when x or f became NaN/inf.
+_GREW_RELATIVE = 1e-9
 
 
 # --------------------------------------------------------------------------
@@ -82,6 +85,10 @@ def _check_step_resolves(x: np.ndarray, h: float, func_name: str, arg_name: str 
     """Raise StepSizeError where x + h or x - h rounds back to x in x's dtype."""
     if x.size == 0:
         return
+    if not np.isfinite(x).all():
+        bad = np.unravel_index(int(np.argmax(~np.isfinite(x))), x.shape) if x.ndim else ()
+        where = f"{arg_name}[{', '.join(map(str, bad))}]" if x.ndim else arg_name
+        raise GradientInputError(f"{func_name}: {where} is {x[bad].item()}; a derivative needs a finite point")
     # x + h in x's own dtype: that is the value numerical_gradient writes into x.
     with np.errstate(over="ignore", invalid="ignore"):
         plus = (x + h).astype(x.dtype, copy=False)
@@ -578,7 +585,8 @@ def _diagnose_descent(f, x_start, x, f_start, last_grad, lr, steps, h) -> None:
     finite = np.isfinite(x).all() and np.isfinite(f_end) and np.isfinite(f_start)
     size = float(np.max(np.abs(x))) if x.size and np.isfinite(x).all() else float("inf")
 
-    if not finite or f_end > f_start:
+    # A tiny tolerance keeps rounding noise at a minimum from being called divergence.
+    if not finite or f_end - f_start > _GREW_RELATIVE * max(abs(f_start), 1.0):
         message = (
             f"gradient_descent diverged with lr={lr!r}: after {steps} steps f went from "
             f"{f_start:.6g} to {f_end:.6g} and the largest |x| is {size:.3g}. The learning rate "
