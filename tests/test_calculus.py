@@ -366,3 +366,8 @@ def test_batch_with_an_f_that_reduces_the_batch_explains_the_convention():
 def test_batch_constant_f_warns():
     with pytest.warns(GradientWarning):
         numerical_gradient_batch(lambda v: np.zeros(v.shape[1:]) + 2.0, np.ones((2, 4)))
+
+
+def test_numerical_diff_is_elementwise_on_arrays_and_lists():
+    np.testing.assert_allclose(numerical_diff(lambda v: v**3, [1.0, 2.0]), [3.0, 12.0], rtol=1e-7)
+    np.testing.assert_allclose(numerical_diff(np.sin, np.linspace(0, 3, 7)), np.cos(np.linspace(0, 3, 7)), atol=1e-8)

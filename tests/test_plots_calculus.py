@@ -154,3 +154,9 @@ def test_options_strings_are_converted():
     path = fig.axes[0].lines[0].get_xydata()
     assert path.shape == (6, 2)
     np.testing.assert_allclose(path[1], [1 - 0.1 * 2, 1 - 0.1 * 4], rtol=1e-7)
+
+
+def test_tangent_of_a_scalar_only_function():
+    fig = plots.plot_tangent(math.sin, 1.0, x_range=(0.0, 3.0))
+    tx, ty = fig.axes[0].lines[1].get_data()
+    assert (ty[-1] - ty[0]) / (tx[-1] - tx[0]) == pytest.approx(math.cos(1.0), rel=1e-8)

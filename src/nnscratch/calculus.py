@@ -268,6 +268,8 @@ def numerical_diff(f, x, h: float = DEFAULT_H):
         raise GradientInputError(f"numerical_diff: x must be a real number or array, got {x!r}")
     xf = xa if xa.dtype.kind == "f" else xa.astype(np.float64)
     _check_step_resolves(xf, h, "numerical_diff")
+    if isinstance(x, (list, tuple)):
+        x = xf
     # The book's arithmetic exactly, so its printed values come out bit for bit.
     fxh1 = f(x + h)
     fxh2 = f(x - h)

@@ -141,7 +141,10 @@ def plot_tangent(f=function_1, x=5.0, *, x_range=(0.0, 20.0), num=200, h=DEFAULT
     fig, ax = _figure_and_axes(ax)
     t = np.linspace(float(x_range[0]), float(x_range[1]), int(num))
     with np.errstate(all="ignore"):
-        y = np.asarray(f(t), dtype=np.float64)
+        try:
+            y = np.asarray(f(t), dtype=np.float64)
+        except (TypeError, ValueError):  # f takes one number at a time (math.*)
+            y = np.array([float(f(float(v))) for v in t])
     slope = float(numerical_diff(f, float(x), h))
     y_at = float(np.asarray(f(float(x))))
     ax.plot(t, y, label=f"f(x) = {_label(f, '0.01x² + 0.1x')}")
