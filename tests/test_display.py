@@ -115,7 +115,8 @@ def test_unknown_style():
 
 
 def red_pixels(path):
-    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB")).astype(int)
     return int(((rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).sum())
 
 
@@ -123,9 +124,9 @@ def test_digit_grid_png(tmp_path, first_train_images):
     labels = np.array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5])
     path = save_digit_grid(first_train_images[:12], labels, tmp_path / "out" / "grid.png", ncols=5,
                            title="first digits")
-    image = Image.open(path)
-    assert image.format == "PNG"
-    width, height = image.size
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
     assert width > 300 and height > 200 and width > height  # 5 columns, 3 rows
     assert red_pixels(path) == 0
 
