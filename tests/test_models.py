@@ -374,3 +374,18 @@ def test_input_validation_accepts_exactly_batches_of_the_input_shape(shape):
     else:
         with pytest.raises(ShapeError, match=r"\(N, 6\)|at least one sample"):
             net.predict(x)
+
+
+def test_data_loss_is_the_unregularised_inference_loss_in_batches():
+    rng = np.random.default_rng(17)
+    x, t = data(rng, 23, 5, 3)
+    plain = small_multilayer()
+    decayed = small_multilayer(weight_decay_lambda=0.5)
+    expected = plain.loss(x, t)
+    for batch_size in (1, 5, 23, 100):
+        assert decayed.data_loss(x, t, batch_size=batch_size) == pytest.approx(expected, rel=1e-12)
+    assert decayed.data_loss(x, np.eye(3)[t]) == pytest.approx(expected, rel=1e-12)
+    net = SimpleNet(BOOK_W)
+    xs = rng.standard_normal((4, 2))
+    assert net.data_loss(xs, np.array([0, 1, 2, 0]), batch_size=3) == pytest.approx(
+        net.loss(xs, np.array([0, 1, 2, 0])), rel=1e-12)

@@ -172,3 +172,12 @@ def test_errors():
     net = NielsenNetwork([784, 10, 10], seed=0)
     with pytest.raises(ShapeError, match=r"\(N, 784\), got shape \(2, 28, 28\)"):
         net.predict(np.zeros((2, 28, 28), np.float32))
+
+
+def test_data_loss_leaves_out_the_l2_term():
+    rng = np.random.default_rng(4)
+    x, t = batch(rng, 9, 5, 3)
+    for cost in ("quadratic", "cross-entropy"):
+        plain = NielsenNetwork([5, 4, 3], cost=cost, seed=0, dtype="float64")
+        reg = NielsenNetwork([5, 4, 3], cost=cost, lam=2.0, n_train=10, seed=0, dtype="float64")
+        assert reg.data_loss(x, t, batch_size=4) == pytest.approx(plain.loss(x, t), rel=1e-12)

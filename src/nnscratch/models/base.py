@@ -24,6 +24,7 @@ import copy
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ..functions import log_softmax
 from ..layers import Dropout, SoftmaxWithLoss
 
 __all__ = ["Model", "LayerModel", "resolve_dtype"]
@@ -179,6 +180,29 @@ class Model:
             y = self._scores(x[start:stop], False)
             correct += int(np.count_nonzero(np.argmax(y, axis=1) == labels[start:stop]))
         return correct / x.shape[0]
+
+    def data_loss(self, x, t, batch_size=1000) -> float:
+        """Mean loss of the predictions alone: inference mode, no regularisation term.
+
+        The figure to report for a test set (``loss`` is the training
+        objective: training mode, weight decay included). Evaluates
+        ``batch_size`` samples at a time.
+        """
+        x, t = self._check_xt(x, t)
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        total = 0.0
+        for start in range(0, x.shape[0], int(batch_size)):
+            stop = start + int(batch_size)
+            total += float(self._batch_data_loss(x[start:stop], t[start:stop])) * (min(stop, x.shape[0]) - start)
+        return total / x.shape[0]
+
+    def _batch_data_loss(self, x, t):
+        """Mean softmax cross-entropy of the scores (override for other costs)."""
+        log_p = log_softmax(self._scores(x, False).astype(np.float64))
+        if t.ndim == 2:
+            return -np.sum(t * log_p) / x.shape[0]
+        return -np.mean(log_p[np.arange(x.shape[0]), t])
 
     # ------------------------------------------------------------ utilities
     def load_params(self, params: dict, buffers: dict | None = None) -> None:

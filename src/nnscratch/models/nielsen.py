@@ -148,6 +148,10 @@ class NielsenNetwork(Model):
     def _scores(self, x, train_flg):
         return self._forward(x)[1][-1]
 
+    def _batch_data_loss(self, x, t):
+        zs, activations = self._forward(x)
+        return self._cost(zs[-1], activations[-1], self._onehot(t))
+
     def _loss(self, x, t, train_flg):
         zs, activations = self._forward(x)
         return self._cost(zs[-1], activations[-1], self._onehot(t)) + self._l2_penalty()

@@ -63,6 +63,9 @@ class SimpleNet(Model):
     def _loss(self, x, t, train_flg):
         return cross_entropy_error(softmax(self._scores(x, train_flg)), t)
 
+    def _batch_data_loss(self, x, t):
+        return self._loss(x, t, False)
+
     def _loss_and_gradient(self, x, t):
         n = x.shape[0]
         y = softmax(self._scores(x, True))  # (N, 3)
