@@ -221,3 +221,21 @@ def test_affine_can_skip_the_input_gradient():
     assert full.backward(dout) is not None and first.backward(dout) is None
     np.testing.assert_array_equal(first.dW, full.dW)
     np.testing.assert_array_equal(first.db, full.db)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (3, 2, 2)])
+def test_batchnorm_gradients_in_inference_mode(shape):
+    rng = np.random.default_rng(11)
+    d = int(np.prod(shape[1:]))
+    layer = BatchNormalization(rng.uniform(0.5, 2, d), rng.standard_normal(d),
+                               running_mean=rng.standard_normal(d), running_var=rng.uniform(0.5, 2, d))
+    x = rng.standard_normal(shape)
+    check_layer(layer, x, rng, forward=lambda: layer.forward(x, False))
+
+
+def test_dropout_in_inference_mode_passes_gradients_through():
+    layer = Dropout(0.5, rng=0)
+    layer.forward(np.ones((3, 4)), True)  # a training pass leaves a mask behind
+    layer.forward(np.ones((3, 4)), False)
+    dout = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(layer.backward(dout), dout)

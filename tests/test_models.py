@@ -389,3 +389,14 @@ def test_data_loss_is_the_unregularised_inference_loss_in_batches():
     xs = rng.standard_normal((4, 2))
     assert net.data_loss(xs, np.array([0, 1, 2, 0]), batch_size=3) == pytest.approx(
         net.loss(xs, np.array([0, 1, 2, 0])), rel=1e-12)
+
+
+def test_input_gradient_matches_central_differences():
+    rng = np.random.default_rng(18)
+    net = small_multilayer(use_batchnorm=True, activation="tanh")
+    x, t = data(rng, 4, 5, 3)
+    net.loss_and_gradient(x, t)  # running stats away from their start
+    dx = net.input_gradient(x, t)
+    assert dx.shape == x.shape
+    assert rel_error(dx, central_difference(lambda: net.loss(x, t), x)) <= 1e-6
+    assert net.layers["Affine1"].compute_input_grad is False  # training still skips it

@@ -251,13 +251,14 @@ class Dropout(Layer):
 
     def forward(self, x, train_flg=True):
         if not train_flg:
+            self.mask = None  # identity: backward passes dout through
             return x
         keep = self.rng.random(x.shape, dtype=x.dtype) >= self.dropout_ratio
         self.mask = keep * x.dtype.type(1.0 / (1.0 - self.dropout_ratio))
         return x * self.mask
 
     def backward(self, dout):
-        return dout * self.mask
+        return dout if self.mask is None else dout * self.mask
 
 
 class BatchNormalization(Layer):
@@ -303,6 +304,7 @@ class BatchNormalization(Layer):
             self.buffers["running_var"] = running_var
         self.input_shape = None
         self.batch_size = None
+        self.train_flg = True  # mode of the last forward, which backward differentiates
         self.xn = None  # normalized input, (N, D)
         self.std = None  # (D,)
 
@@ -325,6 +327,7 @@ class BatchNormalization(Layer):
             self.buffers["running_mean"] = np.zeros_like(self.gamma)
         if "running_var" not in self.buffers:
             self.buffers["running_var"] = np.ones_like(self.gamma)
+        self.train_flg = bool(train_flg)
         if train_flg:
             mu = x.mean(axis=0)
             xc = x - mu
@@ -341,13 +344,17 @@ class BatchNormalization(Layer):
             rv += (1 - m) * var
             xn = self.xn
         else:
-            xn = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+            self.std = np.sqrt(self.running_var + self.eps)
+            self.xn = xn = (x - self.running_mean) / self.std
         return (self.gamma * xn + self.beta).reshape(self.input_shape)
 
     def backward(self, dout):
         dout = dout.reshape(dout.shape[0], -1)  # (N, D)
         np.sum(dout, axis=0, out=self.dbeta)
         np.sum(self.xn * dout, axis=0, out=self.dgamma)
+        if not self.train_flg:
+            # Inference: the running statistics are constants, so the layer is affine in x.
+            return (dout * (self.gamma / self.std)).reshape(self.input_shape)
         n = self.batch_size
         # d/dx of gamma * (x - mean) / std, with mean and std depending on x.
         dx = (self.gamma / (n * self.std)) * (n * dout - self.dbeta - self.xn * self.dgamma)

@@ -333,6 +333,27 @@ class LayerModel(Model):
             x = layer.forward(x, train_flg)
         return x
 
+    def input_gradient(self, x, t) -> np.ndarray:
+        """dL/dx for a batch, in inference mode: which pixels would change the loss (saliency).
+
+        Returns an array of ``x``'s shape. Training never needs it, so the
+        first layer normally skips it; this call turns it on for one pass.
+        """
+        x, t = self._check_xt(x, t)
+        first = next(iter(self.layers.values()))
+        saved = getattr(first, "compute_input_grad", None)
+        if saved is not None:
+            first.compute_input_grad = True
+        try:
+            self.last_layer.forward(self._scores(x, False), t)
+            dout = self.last_layer.backward(1)
+            for layer in reversed(self.layers.values()):
+                dout = layer.backward(dout)
+        finally:
+            if saved is not None:
+                first.compute_input_grad = saved
+        return dout
+
     def _weight_decay_loss(self) -> float:
         if not self.weight_decay_lambda:
             return 0.0
