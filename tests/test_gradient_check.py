@@ -106,3 +106,23 @@ def test_max_elements_samples_each_parameter():
     assert np.count_nonzero(~np.isnan(numerical["b2"])) == 10  # small enough to do whole
     with pytest.raises(ConfigError, match="max_elements"):
         gradient_check(net, x, t, max_elements=0)
+
+
+def test_generic_numerical_gradient_method_like_the_books():
+    rng = np.random.default_rng(6)
+    net = MultiLayerNet(6, [5], 3, use_dropout=True, dropout_ratio=0.4, seed=1, dtype="float64")
+    x = rng.standard_normal((4, 6))
+    t = np.eye(3)[rng.integers(0, 3, 4)]
+    state = net.get_rng_state()
+    before = {k: v.copy() for k, v in net.params.items()}
+    numerical = net.numerical_gradient(x, t)
+    assert net.get_rng_state() == state
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(v, before[k])  # restored bit for bit
+    net.set_rng_state(state)
+    backprop = net.gradient(x, t)
+    for k in net.params:
+        scale = max(np.abs(backprop[k]).max(), 1e-3)
+        assert np.abs(backprop[k] - numerical[k]).max() / scale < 1e-6, k
+    sampled = net.numerical_gradient(x, t, max_elements=4)
+    assert np.count_nonzero(~np.isnan(sampled["W1"])) == 4

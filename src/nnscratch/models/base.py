@@ -41,6 +41,26 @@ def resolve_dtype(dtype) -> np.dtype:
     return resolved
 
 
+def _central_differences(loss, param: np.ndarray, h: float, elements) -> np.ndarray:
+    """``(loss() at p + h - loss() at p - h) / 2h`` for the given flat elements of ``param``.
+
+    Each element is moved in place and restored bit for bit; elements not
+    visited are NaN.
+    """
+    grad = np.full(param.shape, np.nan)
+    gflat = grad.reshape(-1)
+    for i in elements:
+        idx = np.unravel_index(i, param.shape)  # tuple indexing writes through any view
+        orig = param[idx]
+        param[idx] = orig + h
+        plus = loss()
+        param[idx] = orig - h
+        minus = loss()
+        param[idx] = orig
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad.astype(param.dtype, copy=False)
+
+
 def _shape_text(sample_shape) -> str:
     return "(N, " + ", ".join(str(d) for d in sample_shape) + ")"
 
@@ -163,6 +183,44 @@ class Model:
         """Gradients of the training loss by backpropagation (fresh arrays, keys as ``params``)."""
         _, grads = self.loss_and_gradient(x, t)
         return {k: np.array(v, copy=True) for k, v in grads.items()}
+
+    def numerical_gradient(self, x, t, h=1e-4, *, max_elements=None, seed=0) -> dict:
+        """Central differences of the training-mode loss for every parameter (book 4.4).
+
+        Each element is moved by ``±h`` in place and the whole network run
+        twice, like the book's ``numerical_gradient(f, x)``; dropout draws
+        the same masks for every evaluation. Slow (two passes per parameter):
+        meant for checking backprop on a few samples, ideally on a float64
+        copy (:func:`nnscratch.models.gradient_check` does both).
+
+        Parameters
+        ----------
+        x, t : a batch and its labels (N,) or one-hot (N, output_size)
+        h : float
+        max_elements : int, optional
+            Difference at most this many randomly chosen elements of each
+            parameter (``seed`` picks them); the others are NaN.
+
+        Returns
+        -------
+        dict with the keys and shapes of ``params``.
+        """
+        x, t = self._check_xt(x, t)
+        rng_state = self.get_rng_state()
+
+        def loss():
+            self.set_rng_state(rng_state)
+            return float(self._loss(x, t, True))
+
+        chooser = np.random.default_rng(seed)
+        grads = {}
+        for name, param in self.params.items():
+            elements = range(param.size)
+            if max_elements is not None and param.size > int(max_elements):
+                elements = np.sort(chooser.choice(param.size, size=int(max_elements), replace=False))
+            grads[name] = _central_differences(loss, param, float(h), elements)
+        self.set_rng_state(rng_state)
+        return grads
 
     def accuracy(self, x, t, batch_size=1000) -> float:
         """Fraction of samples whose highest score is the true class.

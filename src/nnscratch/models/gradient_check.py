@@ -10,24 +10,6 @@ from .base import Model
 __all__ = ["gradient_check"]
 
 
-def _central_differences(loss, param: np.ndarray, h: float, elements=None) -> np.ndarray:
-    """``(loss() at p + h - loss() at p - h) / 2h`` for elements of ``param`` (flat indices; all by default).
-
-    The element is moved in place and restored; elements not visited are NaN.
-    """
-    grad = np.full_like(param, np.nan)
-    flat, gflat = param.reshape(-1), grad.reshape(-1)  # views: model arrays are contiguous
-    for i in range(flat.size) if elements is None else elements:
-        orig = flat[i]
-        flat[i] = orig + h
-        plus = loss()
-        flat[i] = orig - h
-        minus = loss()
-        flat[i] = orig
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
-
-
 def gradient_check(model: Model, x, t, *, h: float = 1e-4, max_elements: int | None = None,
                    seed: int = 0, return_gradients: bool = False):
     """How far backprop's gradients are from central differences, per parameter.
@@ -77,24 +59,15 @@ def gradient_check(model: Model, x, t, *, h: float = 1e-4, max_elements: int | N
         raise ConfigError(f"max_elements must be a positive integer or None, got {max_elements!r}")
     wide = model.astype("float64")
     x, t = wide._check_xt(x, t)
-    rng_state = wide.get_rng_state()
+    rng_state = wide.get_rng_state()  # the same dropout masks for every evaluation
 
     wide.set_rng_state(rng_state)
     backprop = wide.gradient(x, t)
-    if hasattr(wide, "numerical_gradient"):
-        numerical = wide.numerical_gradient(x, t, h=h)
+    wide.set_rng_state(rng_state)  # numerical_gradient keeps the masks of the state it starts from
+    if type(wide).numerical_gradient is Model.numerical_gradient:  # the generic loop: can sample
+        numerical = wide.numerical_gradient(x, t, h=h, max_elements=max_elements, seed=seed)
     else:
-        def loss():
-            wide.set_rng_state(rng_state)
-            return wide.loss(x, t, train_flg=True)
-
-        chooser = np.random.default_rng(seed)
-        numerical = {}
-        for name, param in wide.params.items():
-            elements = None
-            if max_elements is not None and param.size > int(max_elements):
-                elements = np.sort(chooser.choice(param.size, size=int(max_elements), replace=False))
-            numerical[name] = _central_differences(loss, param, h, elements)
+        numerical = wide.numerical_gradient(x, t, h=h)
 
     # A parameter with (almost) no effect on the loss, such as a bias right before batch norm,
     # compares rounding noise with rounding noise: judge it against the model's gradients.
