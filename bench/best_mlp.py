@@ -14,7 +14,7 @@ runs out and the model is evaluated as it is (the report says so).
 
 Usage::
 
-    /work/bench-venv/bin/python bench/best_mlp.py [--epochs 16] [--threads 2] [--budget 290]
+    /work/bench-venv/bin/python bench/best_mlp.py [--epochs 20] [--threads 1] [--budget 290]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Progress:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 256])
-    p.add_argument("--epochs", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.2, help="0 disables dropout")
     p.add_argument("--batchnorm", action="store_true")
