@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nnscratch import __version__
-from nnscratch.errors import ConfigError, ModelFileError, NnscratchError
+from nnscratch.errors import ConfigError, ModelFileError, NnscratchError, TrainingDivergedError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -298,6 +299,33 @@ class _ProgressAndCheckpoints:
             self.bar = None
 
 
+class _ExplosionGuard:
+    """Trainer callback: stop when the loss explodes while staying finite.
+
+    The Trainer stops on NaN/inf; Adam's bounded steps can instead drive a
+    cross-entropy of 2.3 to 1e15 without ever overflowing, which is just as
+    hopeless. Growing a hundredfold beyond the first batch's loss (and past
+    1000, where softmax gives the true class a probability of e**-1000) counts
+    as diverged.
+    """
+
+    FACTOR = 100.0
+    FLOOR = 1000.0
+
+    def __init__(self, default_lr: float):
+        self.default_lr = default_lr
+
+    def on_batch_end(self, trainer, iteration, loss):
+        first = trainer.history.train_loss_list[0]
+        if loss > self.FLOOR and loss > self.FACTOR * first:
+            optimizer = trainer.optimizer
+            raise TrainingDivergedError(
+                f"training diverged: the loss exploded from {first:.3g} to {loss:.3g} at epoch "
+                f"{trainer.epoch + 1}, iteration {iteration} with learning rate lr={optimizer.lr:g} "
+                f"({type(optimizer).__name__}). Try a smaller learning rate, e.g. the default "
+                f"--lr {self.default_lr:g}.")
+
+
 class _StopOnCtrlC:
     """First Ctrl-C: ask the trainer to stop at the next batch. Second: abort at once."""
 
@@ -360,6 +388,8 @@ def _run_label(s: dict) -> str:
 
 
 def cmd_train(args) -> int:
+    import numpy as np
+
     from nnscratch import io as nnio
     from nnscratch.training import Trainer
 
@@ -410,7 +440,8 @@ def cmd_train(args) -> int:
     trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test,
                       epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"],
                       evaluate_sample_num_per_epoch=min(TRAIN_ACC_SAMPLES, len(x_train)),
-                      augment=_build_augment(settings, image_input), callbacks=[progress])
+                      augment=_build_augment(settings, image_input),
+                      callbacks=[_ExplosionGuard(DEFAULT_LR[settings["optimizer"]]), progress])
     if checkpoint is not None:
         trainer.load_state_dict(_merge_state(checkpoint))
         where = (f"epoch {trainer.epoch + 1}, batch {trainer.batch_index}/{trainer.batches_per_epoch}"
@@ -423,10 +454,17 @@ def cmd_train(args) -> int:
          f"{settings['epochs']} epochs of batch {settings['batch_size']}, seed {settings['seed']}")
     _say(f"Output: {out}")
 
-    started = time.perf_counter()
-    with _StopOnCtrlC(trainer):
-        history = trainer.fit()
-    seconds = time.perf_counter() - started
+    try:
+        # Overflow on the way to a NaN is reported once, as a TrainingDivergedError.
+        with _StopOnCtrlC(trainer), np.errstate(over="ignore", invalid="ignore"):
+            history = trainer.fit()
+    except TrainingDivergedError as exc:
+        kept = out / CHECKPOINT_NAME
+        if kept.exists():
+            where = f"the last good checkpoint (end of epoch {trainer.epoch}) is kept in {kept}"
+        else:
+            where = "no checkpoint was written (it diverged in the first epoch)"
+        raise TrainingDivergedError(f"{exc} Training stopped; {where}.") from exc
 
     if trainer.interrupted:
         save_checkpoint(trainer)
@@ -435,11 +473,11 @@ def cmd_train(args) -> int:
               f"Interrupted: resume with nnscratch train --resume {out}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
-    _finish_run(out, model, history, settings, x_test, t_test, seconds)
+    _finish_run(out, model, history, settings, x_test, t_test)
     return 0
 
 
-def _finish_run(out: Path, model, history, settings, x_test, t_test, seconds) -> None:
+def _finish_run(out: Path, model, history, settings, x_test, t_test) -> None:
     import numpy as np
 
     from nnscratch import io as nnio
@@ -481,7 +519,9 @@ def _save_training_plots(out: Path, history, x_test, labels, predicted, dataset)
 
     names = _class_names(dataset)
     training_plots.plot_loss_curve(history, out / "loss.png")
-    training_plots.plot_accuracy(history, out / "accuracy.png")
+    accuracies = [v for v in history.train_acc_list + history.test_acc_list if v is not None]
+    low = max(0.0, math.floor((min(accuracies) - 0.01) * 50) / 50) if accuracies else 0.0
+    training_plots.plot_accuracy(history, out / "accuracy.png", ylim=(low, 1.0))
     training_plots.plot_confusion_matrix(labels, predicted, out / "confusion.png",
                                          num_classes=len(names), class_names=names)
     written = ["loss.png", "accuracy.png", "confusion.png"]

@@ -1,0 +1,315 @@
+"""The `nnscratch` console command, run as a user runs it: a real subprocess."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from nnscratch import __version__
+from nnscratch import io as nnio
+
+
+def nnscratch_command() -> list[str]:
+    script = Path(sys.executable).parent / "nnscratch"  # the installed console script
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nnscratch.cli"]
+
+
+def run(*args, cwd=None, timeout=120):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
+    return subprocess.run(nnscratch_command() + [str(a) for a in args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def mnist_test_digits(count):
+    path = resources.files("nnscratch.datasets") / "data" / "mnist"
+    with resources.as_file(path) as folder:
+        with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
+            images = np.frombuffer(f.read(16 + 784 * count), np.uint8, offset=16).reshape(count, 28, 28)
+        with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
+            labels = np.frombuffer(f.read(8 + count), np.uint8, offset=8)
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One quick real training run shared by the tests below."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = run("train", "--limit", 3000, "--epochs", 2, "--hidden", 64, "--seed", 3, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+# ----------------------------------------------------------------- basics
+
+
+def test_version_and_help():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"nnscratch {__version__}"
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "predict", "show", "plot"):
+        assert command in result.stdout
+    for command in ("train", "evaluate", "predict", "show", "plot"):
+        sub = run(command, "--help")
+        assert sub.returncode == 0 and "usage: nnscratch " + command in sub.stdout
+    assert "--resume" in run("train", "--help").stdout
+
+
+def test_no_command_prints_help_and_fails():
+    result = run()
+    assert result.returncode == 2 and "usage:" in result.stdout
+
+
+def test_importing_the_cli_stays_light():
+    code = ("import sys, nnscratch.cli; "
+            "heavy = [m for m in ('matplotlib', 'tqdm', 'PIL', 'nnscratch.models', 'nnscratch.training') "
+            "if m in sys.modules]; print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_plot_kinds_match_the_plotting_module():
+    from nnscratch import cli
+    from nnscratch.plots import calculus
+
+    assert tuple(cli.PLOT_KINDS) == tuple(calculus.KINDS)
+    every_option = {name for options in calculus.OPTIONS.values() for name in options}
+    assert every_option == set(cli.PLOT_OPTIONS)
+
+
+# ----------------------------------------------------------------- train
+
+
+def test_train_writes_model_history_plots_and_checkpoint(trained):
+    out, result = trained
+    assert "epoch 1/2" in result.stdout and "epoch 2/2" in result.stdout
+    assert "Test accuracy" in result.stdout
+    for name in ("model.npz", "checkpoint.npz", "history.json", "history.csv",
+                 "loss.png", "accuracy.png", "confusion.png", "misclassified.png"):
+        assert (out / name).stat().st_size > 0, name
+    for name in ("loss.png", "accuracy.png", "confusion.png", "misclassified.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.width > 100
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2]
+    assert len(history["train_loss"]) == 2 * 30  # 3000 images in batches of 100
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3
+    meta = nnio.read_model_metadata(out / "model.npz")
+    assert meta["model"]["class"] == "MultiLayerNet"
+    assert meta["model"]["config"]["hidden_size_list"] == [64]
+    assert meta["summary"]["settings"]["limit"] == 3000
+    # The printed accuracy is the saved model's accuracy on those 3000 test images.
+    from nnscratch.datasets import load_mnist
+
+    _, (x_test, t_test) = load_mnist(limit=3000)
+    accuracy = nnio.load_model(out / "model.npz").accuracy(x_test, t_test)
+    assert f"Test accuracy {100 * accuracy:.2f}%" in result.stdout
+    assert meta["summary"]["test_accuracy"] == pytest.approx(accuracy)
+    assert accuracy > 0.8
+
+
+def test_default_output_directory_and_latest_link(tmp_path):
+    result = run("train", "--limit", 500, "--epochs", 1, "--hidden", 8, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
+    assert len(runs) == 1 and runs[0].name.startswith("mlp-")
+    assert (tmp_path / "runs" / "latest" / "model.npz").is_file()
+    assert (tmp_path / "runs" / "latest").resolve() == runs[0].resolve()
+
+
+def test_train_refuses_to_overwrite_a_run(trained):
+    out, _ = trained
+    result = run("train", "--limit", 500, "--epochs", 1, "--out", out)
+    assert_one_line_error(result, "already holds a run", "--resume")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "two-layer", "--batchnorm"], "--batchnorm need --model mlp"),
+    (["--dropout", "1.5"], "--dropout"),
+    (["--lr", "-1"], "--lr"),
+    (["--epochs", "0"], "--epochs"),
+])
+def test_bad_training_options(tmp_path, args, fragment):
+    assert_one_line_error(run("train", *args, "--out", tmp_path / "x"), fragment)
+
+
+def test_unknown_choice_is_an_argparse_error(tmp_path):
+    result = run("train", "--optimizer", "adamw")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+# ----------------------------------------------------------------- evaluate
+
+
+def test_evaluate_prints_accuracy_table_and_confusion_matrix(trained, tmp_path):
+    out, _ = trained
+    plot = tmp_path / "confusion.png"
+    result = run("evaluate", "--model", out / "model.npz", "--limit", 1000, "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    from nnscratch.datasets import load_mnist
+
+    _, (x_test, t_test) = load_mnist(limit=1000)
+    model = nnio.load_model(out / "model.npz")
+    predicted = model.predict(x_test).argmax(axis=1)
+    correct = int(np.sum(predicted == t_test))
+    assert f"accuracy: {correct / 10:.2f}% ({correct}/1000)" in result.stdout
+    table = lines[lines.index(next(l for l in lines if l.strip().startswith("class"))) + 1:][:10]
+    supports = [int(row.split()[-1]) for row in table]
+    assert supports == np.bincount(t_test, minlength=10).tolist()
+    start = lines.index(next(l for l in lines if l.startswith("confusion matrix"))) + 2
+    matrix = np.array([[int(v) for v in row.split()[1:]] for row in lines[start:start + 10]])
+    expected = np.zeros((10, 10), int)
+    np.add.at(expected, (t_test, predicted), 1)
+    np.testing.assert_array_equal(matrix, expected)
+    assert plot.stat().st_size > 0
+
+
+def test_evaluate_accepts_a_run_directory(trained):
+    out, _ = trained
+    result = run("evaluate", "--model", out, "--limit", 200)
+    assert result.returncode == 0 and "accuracy:" in result.stdout
+
+
+def test_corrupt_model_file_is_a_clear_error(trained, tmp_path):
+    out, _ = trained
+    damaged = tmp_path / "damaged.npz"
+    data = bytearray((out / "model.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    assert_one_line_error(run("evaluate", "--model", damaged), "damaged.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(bytes(data[:1000]))
+    assert_one_line_error(run("predict", "x.png", "--model", truncated), "truncated.npz")
+    assert_one_line_error(run("evaluate", "--model", tmp_path / "missing.npz"), "missing.npz")
+
+
+# ----------------------------------------------------------------- predict
+
+
+def draw_digit_one(path):
+    image = Image.new("RGB", (300, 400), "white")
+    ImageDraw.Draw(image).line([(160, 60), (150, 340)], fill="black", width=28)
+    image.save(path)
+    return path
+
+
+def test_predict_reads_real_digits_from_png_files(trained, tmp_path):
+    out, _ = trained
+    images, labels = mnist_test_digits(20)
+    paths = []
+    for i, digit in enumerate(images):
+        # As a user hands them over: 4x larger, dark ink on white paper.
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(path)
+        paths.append(path)
+    result = run("predict", *paths, "--model", out / "model.npz", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [entry["path"] for entry in report] == [str(p) for p in paths]
+    for entry in report:
+        assert len(entry["probabilities"]) == 10
+        assert sum(entry["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+        assert entry["label"] == int(np.argmax(entry["probabilities"]))
+    predicted = np.array([entry["label"] for entry in report])
+    assert np.mean(predicted == labels) >= 0.75, (predicted, labels)
+
+
+def test_predict_prints_top_three(trained, tmp_path):
+    out, _ = trained
+    path = draw_digit_one(tmp_path / "one.png")
+    result = run("predict", path, "--model", out / "model.npz")
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.startswith(str(path)))
+    label, ranked = line[len(str(path)) + 1:].split(None, 1)
+    shares = [part.split(": ") for part in ranked.strip("() ").split(", ")]
+    assert len(shares) == 3 and shares[0][0] == label
+    percents = [float(p.rstrip("%")) for _, p in shares]
+    assert percents == sorted(percents, reverse=True) and 0 < sum(percents) <= 100.05
+    assert label == "1"
+
+
+def test_predict_bad_images(trained, tmp_path):
+    out, _ = trained
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    assert_one_line_error(run("predict", blank, "--model", out), "blank.png", "blank")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    assert_one_line_error(run("predict", text, "--model", out), "notes.png")
+
+
+def test_predict_with_the_pretrained_model(tmp_path):
+    if not nnio.pretrained_path().is_file():
+        result = run("predict", draw_digit_one(tmp_path / "one.png"))
+        assert_one_line_error(result, "pretrained model is not installed")
+        pytest.skip("src/nnscratch/pretrained/deep_convnet.npz is not there yet")
+    images, labels = mnist_test_digits(10)
+    paths = []
+    for i, digit in enumerate(images):
+        path = tmp_path / f"d{i}.png"
+        Image.fromarray(255 - digit).resize((84, 84), Image.Resampling.BICUBIC).save(path)
+        paths.append(path)
+    result = run("predict", *paths, "--json")
+    assert result.returncode == 0, result.stderr
+    predicted = [entry["label"] for entry in json.loads(result.stdout)]
+    assert np.mean(np.array(predicted) == labels) >= 0.9
+
+
+# ----------------------------------------------------------------- show and plot
+
+
+def test_show_numbers_matches_the_dataset():
+    images, labels = mnist_test_digits(8)
+    result = run("show", "--split", "test", "--index", 7, "--style", "numbers")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"test[7]: label {labels[7]}"
+    grid = np.array([[int(v) for v in line.split()] for line in lines[1:29]])
+    np.testing.assert_array_equal(grid, images[7])
+
+
+def test_show_shaded_and_png(tmp_path):
+    result = run("show", "--count", 2)
+    assert result.returncode == 0
+    assert result.stdout.count("train[") == 2 and "█" in result.stdout
+    png = tmp_path / "grid.png"
+    result = run("show", "--split", "test", "--count", 12, "--png", png)
+    assert result.returncode == 0 and png.stat().st_size > 0
+    assert_one_line_error(run("show", "--index", 60000), "--index")
+
+
+def test_plot_draws_the_chapter_4_figures(tmp_path):
+    tangent = tmp_path / "tangent.png"
+    result = run("plot", "tangent", "--x", 5, "--out", tangent)
+    assert result.returncode == 0, result.stderr
+    descent = tmp_path / "descent.png"
+    result = run("plot", "descent", "--function", "x0**2 + 2*x1**2", "--lr", 0.1,
+                 "--init-x=-3,4", "--out", descent)
+    assert result.returncode == 0, result.stderr
+    for path in (tangent, descent):
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+
+
+def test_plot_errors_are_one_line(tmp_path):
+    assert_one_line_error(run("plot", "descent", "--function", "__import__('os')", "--out",
+                              tmp_path / "x.png"))
+    assert_one_line_error(run("plot", "gradient-field", "--lr", 3, "--out", tmp_path / "y.png"), "lr")
