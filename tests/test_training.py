@@ -363,3 +363,29 @@ def test_without_test_data_the_test_columns_are_empty(tmp_path):
     history.to_csv(tmp_path / "h.csv")
     row = next(csv.DictReader((tmp_path / "h.csv").open()))
     assert row["test_acc"] == "" and float(row["train_acc"]) > 0
+
+
+def test_resume_is_bit_exact_with_dropout_and_batchnorm(tmp_path):
+    from nnscratch.models import MultiLayerNet
+
+    def build(seed, callbacks=()):
+        model = MultiLayerNet(20, [16, 16], 10, use_dropout=True, dropout_ratio=0.3,
+                              use_batchnorm=True, seed=seed)
+        return model, make(model, Adam(lr=0.01), epochs=2, seed=4, callbacks=callbacks)
+
+    straight_model, straight = build(1)
+    straight.fit()
+    _, first = build(1, callbacks=[StopAt(20)])
+    first.fit()
+    state = to_disk_and_back(first.state_dict(), tmp_path)
+    assert set(state["model"]["buffers"]) == {"running_mean1", "running_var1", "running_mean2", "running_var2"}
+    assert state["model_rng"]  # the dropout masks' generators
+
+    model, resumed = build(2)  # other initial weights and dropout seeds
+    resumed.load_state_dict(state)
+    resumed.fit()
+    for key in straight_model.params:
+        assert np.array_equal(model.params[key], straight_model.params[key]), key
+    for key in straight_model.buffers:
+        assert np.array_equal(model.buffers[key], straight_model.buffers[key]), key
+    assert resumed.history.train_loss_list == straight.history.train_loss_list
