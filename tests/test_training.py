@@ -328,6 +328,8 @@ def test_bad_data_is_named():
         Trainer(net(), SGD(), X, T[:10])
     with pytest.raises(ShapeError, match="x_train"):
         Trainer(net(), SGD(), X[0], T)
+    with pytest.raises(ShapeError, match="normalize=True"):
+        Trainer(net(), SGD(), (X * 255).astype(np.uint8), T)
     with pytest.raises(ShapeError, match="integers"):
         Trainer(net(), SGD(), X, T.astype(float))
     with pytest.raises(ConfigError, match="both"):

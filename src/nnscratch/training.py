@@ -356,6 +356,9 @@ class Trainer:
         if len(x) == 0 or len(t) != len(x):
             raise ShapeError(f"{x_name} and {t_name} must hold the same number (> 0) of samples, "
                              f"got {len(x)} and {len(t)}")
+        if x.dtype.kind != "f":
+            raise ShapeError(f"{x_name} must be floating point, got dtype {x.dtype} (scale raw pixels "
+                             f"to [0, 1], e.g. load_mnist(normalize=True))")
         if t.ndim == 1 and not np.issubdtype(t.dtype, np.integer):
             raise ShapeError(f"{t_name} labels must be integers, got dtype {t.dtype}")
         return np.asarray(x, dtype=self.dtype), t
