@@ -255,8 +255,10 @@ class Convolution(Layer):
     Notes
     -----
     Forward is one im2col copy plus one matrix product
-    ``(N*OH*OW, FH*FW*C) @ (FH*FW*C, FN)``; backward is two products
-    (``dW = col.T @ dout``, ``dcol = dout @ W``) and one col2im. Set
+    ``(N*OH*OW, FH*FW*C) @ (FH*FW*C, FN)``. Backward is ``dW = col.T @ dout``
+    and, for stride 1, ``dx`` as the convolution of the zero-padded ``dout``
+    with the flipped filters (one more im2col and product, no scatter-add);
+    other strides use ``dcol = dout @ W.T`` and col2im. Set
     ``compute_input_grad = False`` on a network's first layer to skip the
     (unused) gradient with respect to the images.
     """
@@ -266,6 +268,8 @@ class Convolution(Layer):
         b = np.asarray(b) if not hasattr(b, "ndim") else b
         if W.ndim != 4:
             raise ShapeError(f"W must have shape (FN, C, FH, FW), got {tuple(W.shape)}")
+        if not (np.issubdtype(W.dtype, np.floating) and np.issubdtype(b.dtype, np.floating)):
+            raise ShapeError(f"W and b must be floating-point arrays, got {W.dtype} and {b.dtype}")
         if b.shape != (W.shape[0],):
             raise ShapeError(f"b must have shape (FN,) = ({W.shape[0]},), got {tuple(b.shape)}")
         super().__init__()
@@ -332,7 +336,7 @@ class Convolution(Layer):
         np.sum(dout2d, axis=0, out=self.grads["b"])
         dw2d = self._col.T @ dout2d                                     # (FH*FW*C, FN)
         np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
-        self._col = None  # the biggest cache; free it as soon as possible
+        self._col = None  # consumed: its scratch memory may now hold dcol
         if not self.compute_input_grad:
             return None
         p = self.pad
