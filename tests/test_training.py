@@ -336,6 +336,13 @@ def test_bad_data_is_named():
         Trainer(net(), SGD(), X, T, XT)
     with pytest.raises(ConfigError, match="unknown optimizer"):
         Trainer(net(), "newton", X, T)
+    with pytest.raises(ConfigError, match="by name"):
+        Trainer(net(), SGD(), X, T, optimizer_param={"lr": 0.1})
+
+
+def test_optimizer_by_name_with_the_books_optimizer_param():
+    tr = Trainer(net(), "Adam", X, T, optimizer_param={"lr": 0.005, "beta1": 0.8})
+    assert isinstance(tr.optimizer, Adam) and tr.optimizer.config == {"lr": 0.005, "beta1": 0.8, "beta2": 0.999}
 
 
 def test_history_round_trips_through_json_and_csv(tmp_path):

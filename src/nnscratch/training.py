@@ -220,7 +220,8 @@ class Trainer:
         and optionally ``buffers`` (see docs/architecture.md).
     optimizer : Optimizer or str
         An optimizer object, or a name from ``nnscratch.optimizers.OPTIMIZERS``
-        (built with its default hyper-parameters).
+        (built with ``optimizer_param``, like the book's
+        ``Trainer(..., optimizer='Adam', optimizer_param={'lr': 0.001})``).
     x_train : ndarray of shape (N, ...)
         Training inputs, e.g. (N, 784) or (N, 1, 28, 28). Converted once to
         the dtype of the model's parameters (float32 by default).
@@ -249,6 +250,8 @@ class Trainer:
         Print one line per epoch.
     eval_batch_size : int, default 1000
         Batch size of the evaluation passes (memory only; results do not depend on it).
+    optimizer_param : dict, optional
+        Constructor arguments when ``optimizer`` is a name.
 
     Attributes
     ----------
@@ -267,12 +270,14 @@ class Trainer:
                  epochs: int = 20, batch_size: int = 100, seed: int = 0,
                  evaluate_sample_num_per_epoch: int | None = None, augment=None,
                  callbacks=(), lr_schedule=None, drop_last: bool = False,
-                 verbose: bool = False, eval_batch_size: int = 1000):
+                 verbose: bool = False, eval_batch_size: int = 1000, optimizer_param: dict | None = None):
         if not getattr(model, "params", None) or not hasattr(model, "loss_and_gradient"):
             raise ConfigError(f"model must have params and loss_and_gradient(x, t), "
                               f"got {type(model).__name__}")
         if isinstance(optimizer, str):
-            optimizer = build_optimizer(optimizer)
+            optimizer = build_optimizer(optimizer, **(optimizer_param or {}))
+        elif optimizer_param:
+            raise ConfigError("optimizer_param only applies when optimizer is given by name")
         if not hasattr(optimizer, "update"):
             raise ConfigError(f"optimizer must be an Optimizer or a name, got {optimizer!r}")
         self.model = model
