@@ -50,7 +50,7 @@ def mnist_test_digits(count):
 def trained(tmp_path_factory):
     """One quick real training run shared by the tests below."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = run("train", "--limit", 3000, "--epochs", 2, "--hidden", 64, "--seed", 3, "--out", out)
+    result = run("train", "--limit", 10000, "--epochs", 2, "--hidden", 100, "--seed", 3, "--out", out)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -108,21 +108,21 @@ def test_train_writes_model_history_plots_and_checkpoint(trained):
             assert image.format == "PNG" and image.width > 100
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history["epochs"]] == [1, 2]
-    assert len(history["train_loss"]) == 2 * 30  # 3000 images in batches of 100
+    assert len(history["train_loss"]) == 2 * 100  # 10000 images in batches of 100
     rows = (out / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 3
     meta = nnio.read_model_metadata(out / "model.npz")
     assert meta["model"]["class"] == "MultiLayerNet"
-    assert meta["model"]["config"]["hidden_size_list"] == [64]
-    assert meta["summary"]["settings"]["limit"] == 3000
-    # The printed accuracy is the saved model's accuracy on those 3000 test images.
+    assert meta["model"]["config"]["hidden_size_list"] == [100]
+    assert meta["summary"]["settings"]["limit"] == 10000
+    # The printed accuracy is the saved model's accuracy on those 10000 test images.
     from nnscratch.datasets import load_mnist
 
-    _, (x_test, t_test) = load_mnist(limit=3000)
+    _, (x_test, t_test) = load_mnist(limit=10000)
     accuracy = nnio.load_model(out / "model.npz").accuracy(x_test, t_test)
     assert f"Test accuracy {100 * accuracy:.2f}%" in result.stdout
     assert meta["summary"]["test_accuracy"] == pytest.approx(accuracy)
-    assert accuracy > 0.8
+    assert accuracy > 0.85
 
 
 def test_default_output_directory_and_latest_link(tmp_path):
@@ -230,6 +230,46 @@ def test_predict_reads_real_digits_from_png_files(trained, tmp_path):
         assert entry["label"] == int(np.argmax(entry["probabilities"]))
     predicted = np.array([entry["label"] for entry in report])
     assert np.mean(predicted == labels) >= 0.75, (predicted, labels)
+
+
+def draw_digits(folder):
+    """Digits 0-9 drawn with pen strokes on a 280x280 white canvas, as on a drawing page."""
+    strokes = {
+        0: [("ellipse", (80, 40, 200, 240))],
+        1: [("line", [(150, 40), (135, 240)])],
+        2: [("arc", (80, 40, 200, 150), 180, 30), ("line", [(195, 115), (85, 240), (205, 240)])],
+        3: [("arc", (85, 40, 195, 140), 200, 90), ("arc", (80, 140, 200, 245), 270, 160)],
+        4: [("line", [(170, 240), (170, 40), (70, 170), (215, 170)])],
+        5: [("line", [(195, 45), (100, 45), (92, 130)]), ("arc", (85, 110, 205, 240), 220, 150)],
+        6: [("arc", (80, 30, 260, 280), 180, 260), ("ellipse", (85, 135, 195, 240))],
+        7: [("line", [(75, 50), (205, 50), (120, 240)])],
+        8: [("ellipse", (95, 35, 185, 135)), ("ellipse", (85, 135, 195, 245))],
+        9: [("ellipse", (85, 40, 195, 140)), ("line", [(192, 95), (175, 245)])],
+    }
+    paths = []
+    for digit, parts in strokes.items():
+        image = Image.new("L", (280, 280), 255)
+        pen = ImageDraw.Draw(image)
+        for kind, shape, *angles in parts:
+            if kind == "line":
+                pen.line(shape, fill=0, width=22, joint="curve")
+            elif kind == "arc":
+                pen.arc(shape, *angles, fill=0, width=22)
+            else:
+                pen.ellipse(shape, outline=0, width=22)
+        path = folder / f"drawn{digit}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def test_predict_reads_digits_drawn_with_a_pen(trained, tmp_path):
+    out, _ = trained
+    paths = draw_digits(tmp_path)
+    result = run("predict", *paths, "--model", out, "--json")
+    assert result.returncode == 0, result.stderr
+    predicted = [entry["label"] for entry in json.loads(result.stdout)]
+    assert sum(p == d for d, p in enumerate(predicted)) >= 9, predicted
 
 
 def test_predict_prints_top_three(trained, tmp_path):
