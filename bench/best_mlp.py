@@ -56,6 +56,7 @@ def main(argv=None):
     p.add_argument("--dropout", type=float, default=0.2, help="0 disables dropout")
     p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--shift", type=int, default=2, help="random shifts of up to this many pixels")
+    p.add_argument("--rotation", type=float, default=0.0, help="random rotations up to this many degrees")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (2 threads on the shared, oversubscribed 2-core machine were ~20x slower)")
@@ -80,8 +81,8 @@ def main(argv=None):
                           use_batchnorm=args.batchnorm, seed=args.seed)
 
     augment = None
-    if args.shift:
-        shifter = Augmenter(max_shift=args.shift)
+    if args.shift or args.rotation:
+        shifter = Augmenter(max_shift=args.shift, rotation=args.rotation)
 
         def augment(x_batch, rng):  # the MLP sees flat rows; shift them as 28x28 images
             return shifter(x_batch.reshape(-1, 1, 28, 28), rng).reshape(len(x_batch), 784)
@@ -95,7 +96,7 @@ def main(argv=None):
                       lr_schedule=cosine, evaluate_sample_num_per_epoch=10_000,
                       callbacks=[budget, Progress()])
     print(f"{model!r}\nAdam lr {args.lr} cosine over {args.epochs} epochs, batch {args.batch_size}, "
-          f"shift {args.shift}, {args.threads} BLAS thread(s), budget {args.budget:.0f} s", flush=True)
+          f"shift {args.shift}, rotation {args.rotation:g}, {args.threads} BLAS thread(s), budget {args.budget:.0f} s", flush=True)
     with threadpool_limits(limits=args.threads):
         start = time.perf_counter()
         trainer.fit()
