@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 
@@ -73,7 +72,7 @@ def main(argv=None):
     from nnscratch.datasets import load_mnist
     from nnscratch.models import MultiLayerNet
     from nnscratch.optimizers import Adam
-    from nnscratch.training import Trainer
+    from nnscratch.training import CosineDecay, Trainer
 
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, limit=args.limit)
     model = MultiLayerNet(784, args.hidden, 10, activation="relu", weight_init_std="he",
@@ -87,13 +86,10 @@ def main(argv=None):
         def augment(x_batch, rng):  # the MLP sees flat rows; shift them as 28x28 images
             return shifter(x_batch.reshape(-1, 1, 28, 28), rng).reshape(len(x_batch), 784)
 
-    def cosine(epoch, lr=args.lr, epochs=args.epochs):
-        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
-
     budget = Budget(args.budget)
     trainer = Trainer(model, Adam(lr=args.lr), x_train, t_train, x_test, t_test, epochs=args.epochs,
                       batch_size=args.batch_size, seed=args.seed, augment=augment,
-                      lr_schedule=cosine, evaluate_sample_num_per_epoch=10_000,
+                      lr_schedule=CosineDecay(args.lr, args.epochs), evaluate_sample_num_per_epoch=10_000,
                       callbacks=[budget, Progress()])
     print(f"{model!r}\nAdam lr {args.lr} cosine over {args.epochs} epochs, batch {args.batch_size}, "
           f"shift {args.shift}, rotation {args.rotation:g}, {args.threads} BLAS thread(s), budget {args.budget:.0f} s", flush=True)

@@ -10,7 +10,7 @@ import pytest
 from nnscratch.errors import ConfigError, ShapeError, TrainingDivergedError
 from nnscratch.models import TwoLayerNet
 from nnscratch.optimizers import SGD, Adam, Momentum, build_optimizer
-from nnscratch.training import History, StepDecay, Trainer
+from nnscratch.training import CosineDecay, History, StepDecay, Trainer
 
 
 def clusters(n, seed=0, features=20, classes=10):
@@ -398,3 +398,16 @@ def test_resume_is_bit_exact_with_dropout_and_batchnorm(tmp_path):
     for key in straight_model.buffers:
         assert np.array_equal(model.buffers[key], straight_model.buffers[key]), key
     assert resumed.history.train_loss_list == straight.history.train_loss_list
+
+
+def test_cosine_decay_schedule():
+    schedule = CosineDecay(0.1, epochs=4)
+    assert [schedule(e) for e in (1, 2, 3, 4, 5)] == pytest.approx(
+        [0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2, 0.05, 0.1 * (1 + np.cos(3 * np.pi / 4)) / 2, 0.0])
+    assert CosineDecay(0.1, epochs=2, min_lr=0.01)(3) == pytest.approx(0.01)
+    history = make(epochs=2, lr_schedule=CosineDecay(0.2, epochs=2)).fit()
+    assert [r["lr"] for r in history.epochs] == pytest.approx([0.2, 0.1])
+    with pytest.raises(ConfigError, match="epochs"):
+        CosineDecay(0.1, epochs=0)
+    with pytest.raises(ConfigError, match="min_lr"):
+        CosineDecay(0.1, epochs=3, min_lr=0.2)

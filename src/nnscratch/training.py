@@ -45,7 +45,7 @@ import numpy as np
 from .errors import ConfigError, ShapeError, TrainingDivergedError
 from .optimizers import Optimizer, build_optimizer
 
-__all__ = ["Trainer", "History", "Callback", "StepDecay", "STATE_VERSION"]
+__all__ = ["Trainer", "History", "Callback", "StepDecay", "CosineDecay", "STATE_VERSION"]
 
 STATE_VERSION = 1
 
@@ -98,6 +98,42 @@ class StepDecay:
 
     def __repr__(self):
         return f"StepDecay(lr={self.lr}, step={self.step}, gamma={self.gamma})"
+
+
+class CosineDecay:
+    """Learning-rate schedule ``min_lr + (lr - min_lr) * (1 + cos(pi * (epoch - 1) / epochs)) / 2``.
+
+    Starts at ``lr`` in epoch 1 and falls smoothly towards ``min_lr`` (reached
+    one epoch after the last). Epochs count from 1.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate of the first epoch.
+    epochs : int
+        Length of the schedule (usually the Trainer's ``epochs``).
+    min_lr : float, default 0
+    """
+
+    def __init__(self, lr: float, epochs: int, min_lr: float = 0.0):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"CosineDecay lr must be a finite number > 0, got {lr!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 1:
+            raise ConfigError(f"CosineDecay epochs must be an integer >= 1, got {epochs!r}")
+        if not isinstance(min_lr, (int, float)) or not 0 <= min_lr < lr:
+            raise ConfigError(f"CosineDecay min_lr must be in [0, lr), got {min_lr!r}")
+        self.lr, self.epochs, self.min_lr = float(lr), int(epochs), float(min_lr)
+
+    @property
+    def config(self) -> dict:
+        return {"lr": self.lr, "epochs": self.epochs, "min_lr": self.min_lr}
+
+    def __call__(self, epoch: int) -> float:
+        progress = min(epoch - 1, self.epochs) / self.epochs
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def __repr__(self):
+        return f"CosineDecay(lr={self.lr}, epochs={self.epochs}, min_lr={self.min_lr})"
 
 
 class History:
