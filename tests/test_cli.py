@@ -284,6 +284,8 @@ def test_predict_prints_top_three(trained, tmp_path):
     percents = [float(p.rstrip("%")) for _, p in shares]
     assert percents == sorted(percents, reverse=True) and 0 < sum(percents) <= 100.05
     assert label == "1"
+    shown = run("predict", path, "--model", out / "model.npz", "--show")
+    assert shown.returncode == 0 and "█" in shown.stdout  # the 28x28 input the network saw
 
 
 def test_predict_bad_images(trained, tmp_path):
