@@ -142,6 +142,8 @@ def test_train_refuses_to_overwrite_a_run(trained):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--model", "two-layer", "--batchnorm"], "--batchnorm need --model mlp"),
+    (["--model", "simple-cnn", "--weight-decay", "0.1"], "--weight-decay is available with --model mlp"),
+    (["--model", "mlp", "--hidden", "0"], "--hidden"),
     (["--dropout", "1.5"], "--dropout"),
     (["--lr", "-1"], "--lr"),
     (["--epochs", "0"], "--epochs"),

@@ -101,6 +101,22 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_
     assert resumed["train_loss"] == json.loads((reference / "history.json").read_text())["train_loss"]
 
 
+def test_second_ctrl_c_aborts_and_leaves_a_valid_checkpoint(tmp_path):
+    out = tmp_path / "aborted"
+    proc = start("train", *TRAIN_ARGS, "--out", out)
+    seconds = wait_for_epoch_line(proc, 1)
+    time.sleep(0.4 * seconds)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # impatient: the second one may hit the checkpoint write
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    # Whichever checkpoint survived (epoch 1, or the interrupted point) is complete.
+    checkpoint = nnio.load_checkpoint(out / "checkpoint.npz")
+    assert checkpoint.trainer_state["epoch"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]  # no temporary left behind
+
+
 def test_kill_9_mid_epoch_loses_at_most_that_epoch(reference, tmp_path):
     out = tmp_path / "killed"
     proc = start("train", *TRAIN_ARGS, "--out", out)

@@ -173,8 +173,9 @@ def _check_settings(s: dict) -> None:
         if len(s["hidden"]) != 1:
             raise ConfigError(f"--model {model} has one fully connected hidden layer: "
                               f"give one --hidden size, got {s['hidden']}")
-        if s["batchnorm"]:
-            raise ConfigError(f"--batchnorm is available with --model mlp, not {model}")
+        if s["batchnorm"] or s["weight_decay"] > 0:
+            flag = "--batchnorm" if s["batchnorm"] else "--weight-decay"
+            raise ConfigError(f"{flag} is available with --model mlp, not {model}")
         if model == "simple-cnn" and s["dropout"] is not None:
             raise ConfigError("--dropout is available with --model mlp and deep-cnn")
 
@@ -204,8 +205,6 @@ def _build_model(s: dict):
         config = dict(input_dim=(1, 28, 28), hidden_size=hidden[0], output_size=10, seed=seed)
         if s["dropout"] is not None:
             config.update(dropout_ratio=s["dropout"])
-    if model in ("simple-cnn", "deep-cnn") and s["weight_decay"] > 0:
-        config.update(weight_decay_lambda=s["weight_decay"])
     return build_model(MODEL_CLASSES[model], config)
 
 
