@@ -5,6 +5,9 @@ from importlib import resources
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageDraw
 
 from nnscratch.errors import ImageInputError
@@ -170,3 +173,16 @@ def test_bad_arrays_are_refused():
         prepare_digit(np.array([["a"]]))
     with pytest.raises(ImageInputError, match="no images"):
         prepare_digits([])
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 64), st.integers(1, 64))))
+def test_any_picture_gives_an_mnist_input_or_a_clear_error(pixels):
+    try:
+        out = prepare_digit(pixels)
+    except ImageInputError:
+        return
+    assert out.shape == (1, 28, 28) and out.dtype == np.float32
+    assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
+    height, width = ink_box(out[0])
+    assert height <= 20 and width <= 20
