@@ -411,3 +411,18 @@ def test_cosine_decay_schedule():
         CosineDecay(0.1, epochs=0)
     with pytest.raises(ConfigError, match="min_lr"):
         CosineDecay(0.1, epochs=3, min_lr=0.2)
+
+
+def test_reported_test_loss_of_a_nielsen_network_is_its_own_cost():
+    from nnscratch.models import NielsenNetwork
+    from nnscratch.optimizers import SGD
+
+    rng = np.random.default_rng(3)
+    x = rng.random((60, 4), dtype=np.float32)
+    t = rng.integers(0, 3, size=60).astype(np.uint8)
+    net = NielsenNetwork([4, 5, 3], cost="quadratic", seed=0)
+    trainer = Trainer(net, SGD(lr=0.5), x, t, x, t, epochs=1, batch_size=20, seed=0)
+    trainer.fit()
+    onehot = np.eye(3)[t]
+    quadratic = 0.5 * np.sum((net.predict(x).astype(np.float64) - onehot) ** 2) / len(x)
+    assert trainer.history.epochs[-1]["test_loss"] == pytest.approx(quadratic, rel=1e-5)

@@ -541,7 +541,10 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------
     def evaluate(self, x: np.ndarray, t: np.ndarray) -> dict:
-        """Accuracy and mean cross-entropy (data term only) of the model on ``(x, t)``.
+        """Accuracy and mean data loss (no regularisation) of the model on ``(x, t)``.
+
+        The loss is the softmax cross-entropy of the scores, or the model's own
+        cost (``model.data_loss``) when its outputs are not logits.
 
         Runs ``model.predict(x, train_flg=False)`` in batches of
         ``eval_batch_size``. Returns ``{"accuracy": float, "loss": float}``.
@@ -558,7 +561,11 @@ class Trainer:
             s -= s.max(axis=1, keepdims=True)
             log_norm = np.log(np.exp(s).sum(axis=1))
             loss_sum += float(np.sum(log_norm - s[np.arange(len(lab)), lab]))
-        return {"accuracy": correct / len(x), "loss": loss_sum / len(x)}
+        loss = loss_sum / len(x)
+        if not getattr(self.model, "scores_are_logits", True):
+            # e.g. Nielsen's quadratic cost on sigmoid outputs: report the model's own cost
+            loss = self.model.data_loss(x, t, batch_size=self.eval_batch_size)
+        return {"accuracy": correct / len(x), "loss": loss}
 
     # -- checkpoints --------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -89,6 +89,10 @@ class Model:
     input_shape: tuple = ()
     output_size: int = 0
     dtype = np.dtype(np.float32)
+    # True when predict() returns pre-softmax scores whose softmax cross-entropy is the
+    # data loss; models with another cost (Nielsen's sigmoid outputs) set it False so
+    # that reports use their data_loss() instead.
+    scores_are_logits = True
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

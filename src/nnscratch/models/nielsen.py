@@ -61,6 +61,8 @@ class NielsenNetwork(Model):
     one-hot rows.
     """
 
+    scores_are_logits = False
+
     def __init__(self, sizes, cost="cross-entropy", lam=0.0, n_train=50000, weight_init="default", *,
                  seed=None, dtype="float32"):
         super().__init__()
