@@ -261,8 +261,7 @@ def _point_latest_at(out: Path) -> None:
 class _ProgressAndCheckpoints:
     """Trainer callback: a tqdm bar per epoch, one line per epoch, a checkpoint per epoch."""
 
-    def __init__(self, out: Path, save, show_bar: bool | None):
-        self.out = out
+    def __init__(self, save, show_bar: bool | None):
         self.save = save          # save(trainer): writes the checkpoint
         self.show_bar = show_bar  # None: only on a terminal
         self.bar = None
@@ -436,7 +435,7 @@ def cmd_train(args) -> int:
         nnio.save_checkpoint(out / CHECKPOINT_NAME, _split_state(trainer), model=model,
                              optimizer=optimizer, args={"settings": settings})
 
-    progress = _ProgressAndCheckpoints(out, save_checkpoint, None if not args.no_progress else False)
+    progress = _ProgressAndCheckpoints(save_checkpoint, False if args.no_progress else None)
     trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test,
                       epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"],
                       evaluate_sample_num_per_epoch=min(TRAIN_ACC_SAMPLES, len(x_train)),
