@@ -239,3 +239,40 @@ def test_dropout_in_inference_mode_passes_gradients_through():
     layer.forward(np.ones((3, 4)), False)
     dout = np.arange(12.0).reshape(3, 4)
     np.testing.assert_array_equal(layer.backward(dout), dout)
+
+
+def test_softmax_with_loss_one_sample_as_a_1d_vector_like_the_book():
+    # Book ch. 4: scores of one sample are a 1-D vector; the loss is that sample's,
+    # not divided by the number of classes.
+    x = np.array([0.3, 2.9, 4.0])
+    expected = -np.log(np.exp(4.0) / np.exp(x).sum())  # 0.3057...
+    for t in (np.array([0.0, 0.0, 1.0]), 2, np.array([2])):
+        layer = SoftmaxWithLoss()
+        assert layer.forward(x, t) == pytest.approx(expected, rel=1e-12)
+        dx = layer.backward()
+        assert dx.shape == (3,)
+        np.testing.assert_allclose(dx, np.exp(x) / np.exp(x).sum() - [0, 0, 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("t, match", [
+    (np.array([2.0, 0.0]), "integer labels of shape \\(2,\\)"),
+    (np.array([0, 3]), "labels outside 0..2"),
+    (np.zeros((2, 4)), "one-hot of shape \\(2, 3\\)"),
+])
+def test_softmax_with_loss_rejects_bad_targets_by_name(t, match):
+    with pytest.raises(ShapeError, match=match):
+        SoftmaxWithLoss().forward(np.zeros((2, 3)), t)
+
+
+def test_affine_takes_one_sample_as_a_1d_vector_like_the_book():
+    rng = np.random.default_rng(12)
+    W, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    layer = Affine(W, b)
+    x = rng.standard_normal(4)
+    out = layer.forward(x)
+    assert out.shape == (3,)
+    np.testing.assert_allclose(out, x @ W + b)
+    dout = rng.standard_normal(3)
+    np.testing.assert_allclose(layer.backward(dout), W @ dout)
+    np.testing.assert_allclose(layer.dW, np.outer(x, dout))
+    np.testing.assert_allclose(layer.db, dout)

@@ -134,8 +134,14 @@ def log_softmax(x):
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-def _labels_or_onehot(y: np.ndarray, t, name: str = "t") -> np.ndarray:
-    """Check ``t`` against 2-D ``y``: returns it as an array, one-hot or labels."""
+def check_targets(y: np.ndarray, t, name: str = "t") -> np.ndarray:
+    """``t`` as an array of targets for scores or probabilities ``y`` of shape (N, C).
+
+    Returns ``t`` unchanged when it is one-hot (soft targets too) of ``y``'s
+    shape, or integer labels of shape (N,) in ``0..C-1``; anything else
+    raises ShapeError naming both accepted shapes. Shared by
+    :func:`cross_entropy_error` and :class:`nnscratch.layers.SoftmaxWithLoss`.
+    """
     t = np.asarray(t)
     n, c = y.shape
     if t.shape == y.shape:
@@ -175,7 +181,7 @@ def cross_entropy_error(y, t):
         t = t.reshape(1, -1) if t.ndim == 1 else t.reshape(1)
     if y.ndim != 2:
         raise ShapeError(f"y must have shape (C,) or (N, C), got shape {y.shape}")
-    t = _labels_or_onehot(y, t)
+    t = check_targets(y, t)
     n = y.shape[0]
     if t.shape == y.shape:
         return -np.sum(t.astype(y.dtype, copy=False) * np.log(y + CROSS_ENTROPY_EPS)) / n

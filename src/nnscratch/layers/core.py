@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..functions import log_softmax, sigmoid
+from ..functions import check_targets, log_softmax, sigmoid
 
 __all__ = [
     "Layer",
@@ -120,16 +120,19 @@ class Affine(Layer):
 
     def forward(self, x, train_flg=True):
         self.original_x_shape = x.shape
-        x = x.reshape(x.shape[0], -1)  # (N, D)
+        # A 1-D x is one sample, as in the book's chapter 3 (out is then 1-D too).
+        x = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)  # (N, D)
         if x.shape[1] != self.W.shape[0]:
             raise ShapeError(
                 f"Affine expects inputs with {self.W.shape[0]} features per sample, "
                 f"got shape {self.original_x_shape}"
             )
         self.x = x
-        return x @ self.W + self.b  # (N, M)
+        out = x @ self.W + self.b  # (N, M)
+        return out[0] if len(self.original_x_shape) == 1 else out
 
     def backward(self, dout):
+        dout = dout.reshape(self.x.shape[0], -1)  # (N, M), also for a 1-D sample
         np.matmul(self.x.T, dout, out=self.dW)
         np.sum(dout, axis=0, out=self.db)
         if not self.compute_input_grad:
@@ -188,28 +191,39 @@ class SoftmaxWithLoss(Layer):
 
     ``forward(x, t)`` takes scores ``x`` of shape (N, C) and targets ``t``,
     either one-hot (N, C) or integer labels (N,), and returns the scalar
-    loss. The loss comes from :func:`nnscratch.functions.log_softmax`, so it
-    is exact and finite without the book's ``+1e-7``; the gradient is
-    exactly ``(softmax(x) - t) / N``.
+    loss. A 1-D ``x`` of shape (C,) is one sample (with a one-hot ``t`` of
+    shape (C,) or a single label), as in the book's chapter 4; ``backward``
+    then returns shape (C,). The loss comes from
+    :func:`nnscratch.functions.log_softmax`, so it is exact and finite
+    without the book's ``+1e-7``; the gradient is exactly
+    ``(softmax(x) - t) / N``.
     """
 
     def __init__(self):
         super().__init__()
         self.loss = None
         self.y = None  # softmax output, (N, C)
-        self.t = None
+        self.t = None  # one-hot (N, C) in x's dtype, or labels (N,)
+        self.single_sample = False
 
     def forward(self, x, t):
+        t = np.asarray(t)
+        self.single_sample = x.ndim == 1
+        if self.single_sample:
+            t = t.reshape(1, -1) if t.shape == x.shape else t.reshape(-1)
+            x = x.reshape(1, -1)
+        if x.ndim != 2:
+            raise ShapeError(f"SoftmaxWithLoss expects scores of shape (N, C) or (C,), got shape {x.shape}")
+        t = check_targets(x, t)
         n = x.shape[0]
         log_y = log_softmax(x)  # (N, C)
         self.y = np.exp(log_y)
         if t.shape == x.shape:
             t = t.astype(x.dtype, copy=False)
-        self.t = t
-        if t.shape == x.shape:
             self.loss = -np.sum(t * log_y) / n
         else:
             self.loss = -np.sum(log_y[np.arange(n), t]) / n
+        self.t = t
         return self.loss
 
     def backward(self, dout=1):
@@ -220,7 +234,7 @@ class SoftmaxWithLoss(Layer):
             dx = self.y.copy()
             dx[np.arange(n), self.t] -= 1
         dx *= dout / n
-        return dx
+        return dx[0] if self.single_sample else dx
 
 
 class Dropout(Layer):
