@@ -174,12 +174,12 @@ def fit_line(x, y, *, m0=0.5, b0=0.0, lr=0.01, epsilon=1e-5, max_steps=100_000) 
     n = x.shape[0]
     m, b = float(m0), float(b0)
     x_squared = x**2
-    losses = np.empty(max_steps)
+    losses = []  # grows with the steps taken, not with max_steps (which may be huge)
     converged, norm, step = False, float("inf"), 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported as such below
         while step < max_steps:
             residual = m * x + b - y
-            losses[step] = np.mean(residual**2)
+            losses.append(float(np.mean(residual**2)))
             # cumsum is a left-to-right sum, like the seed's loop: its values to the last bit.
             dm = np.cumsum(2 * b * x + 2 * m * x_squared - 2 * x * y)[-1] / n
             db = np.cumsum(2 * b + 2 * m * x - 2 * y)[-1] / n
@@ -194,7 +194,7 @@ def fit_line(x, y, *, m0=0.5, b0=0.0, lr=0.01, epsilon=1e-5, max_steps=100_000) 
                 break
     if not converged:
         _not_converged(func_name, max_steps, norm, epsilon, lr)
-    return LineFit(float(m), float(b), step, converged, norm, losses[:step].copy())
+    return LineFit(float(m), float(b), step, converged, norm, np.array(losses))
 
 
 def fit_linear(X, y, *, w0=None, b0=0.0, lr=0.01, epsilon=1e-5, max_steps=100_000) -> LinearFit:
@@ -235,12 +235,12 @@ def fit_linear(X, y, *, w0=None, b0=0.0, lr=0.01, epsilon=1e-5, max_steps=100_00
         if w.shape != (d,):
             raise ShapeError(f"{func_name}: w0 must have shape ({d},) (one weight per column of X), got {np.shape(w0)}")
     b = float(b0)
-    losses = np.empty(max_steps)
+    losses = []  # grows with the steps taken, not with max_steps (which may be huge)
     converged, norm, step = False, float("inf"), 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported as such below
         while step < max_steps:
             residual = X @ w + b - y  # (N,)
-            losses[step] = residual @ residual / n
+            losses.append(float(residual @ residual / n))
             dw = (2.0 / n) * (X.T @ residual)  # (D,)
             db = 2.0 * residual.mean()
             w -= lr * dw
@@ -254,4 +254,4 @@ def fit_linear(X, y, *, w0=None, b0=0.0, lr=0.01, epsilon=1e-5, max_steps=100_00
                 break
     if not converged:
         _not_converged(func_name, max_steps, norm, epsilon, lr)
-    return LinearFit(w, float(b), step, converged, norm, losses[:step].copy())
+    return LinearFit(w, float(b), step, converged, norm, np.array(losses))
