@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "write_idx": "datasets",
     "load_mnist": "datasets",
     "load_dataset": "datasets",
+    "download_dataset": "datasets",
+    "show_digit": "datasets",
     "step_function": "functions",
     "sigmoid": "functions",
     "relu": "functions",
@@ -56,10 +58,17 @@ _EXPORTS: dict[str, str] = {
     "AdaGrad": "optimizers",
     "RMSprop": "optimizers",
     "Adam": "optimizers",
+    "build_optimizer": "optimizers",
     "Trainer": "training",
+    "History": "training",
+    "StepDecay": "training",
+    "CosineDecay": "training",
     "save_model": "io",
     "load_model": "io",
     "load_pretrained": "io",
+    "save_checkpoint": "io",
+    "load_checkpoint": "io",
+    "prepare_digit": "imaging",
 }
 
 
