@@ -39,7 +39,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
@@ -49,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from nnscratch.datasets.download import DEFAULT_TIMEOUT, download_file, mirror_urls, resolve_mirrors
-from nnscratch.datasets.idx import GZIP_MAGIC, decode_idx
+from nnscratch.datasets.idx import GZIP_MAGIC, decode_idx, write_bytes_atomically
 from nnscratch.errors import ConfigError, DatasetError, IdxFormatError, NnscratchWarning
 
 __all__ = [
@@ -363,18 +362,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_npy_verified(path: Path, entry: dict) -> np.ndarray | None:
     """The array in ``path`` if it matches its manifest entry exactly, else None."""
     try:
@@ -438,12 +425,12 @@ def _build_cache(info: DatasetInfo, paths: dict[str, Path], cache_dir: Path, key
         entries = {}
         for role, array in arrays.items():
             content = _npy_bytes(array)
-            _atomic_write(cache_dir / f"{role}.npy", content)
+            write_bytes_atomically(cache_dir / f"{role}.npy", content)
             entries[role] = {"file": f"{role}.npy", "bytes": len(content),
                              "crc32": zlib.crc32(content),
                              "shape": list(array.shape), "dtype": array.dtype.str}
         manifest = {"format": _CACHE_FORMAT, "dataset": info.name, "sources": key, "arrays": entries}
-        _atomic_write(cache_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+        write_bytes_atomically(cache_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     except OSError as exc:
         warnings.warn(f"could not write the decoded-array cache in {cache_dir} ({exc}); "
                       "loading works but stays slow; set $NNSCRATCH_DATA_DIR or data_dir= to a writable "
