@@ -245,3 +245,16 @@ def test_corrupt_downloaded_file_is_rejected_when_loading(server, tmp_path):
         (folder / f"{role}.gz").write_bytes(gzip.compress(b"not fashion"))
     with pytest.raises(DatasetError, match="SHA-256"):
         load_dataset("fashion_mnist", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sha256": []}, "sha256: at least one"),
+    ({"sha256": PAYLOAD_SHA, "timeout": 0}, "timeout: expected a positive number"),
+])
+def test_bad_arguments_raise_config_error_before_any_request(server, tmp_path, kwargs, match):
+    from nnscratch.errors import ConfigError
+
+    server.routes["/f"] = ("ok", PAYLOAD)
+    with pytest.raises(ConfigError, match=match):
+        download_file([server.url + "/f"], tmp_path / "f", **kwargs)
+    assert server.hits == [] and leftovers(tmp_path) == []

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from nnscratch.errors import DownloadError
+from nnscratch.errors import ConfigError, DownloadError
 
 __all__ = ["download_file", "resolve_mirrors", "mirror_urls", "MIRRORS_ENV", "DEFAULT_TIMEOUT"]
 
@@ -77,7 +77,7 @@ def mirror_urls(filename: str, mirrors: Sequence[str]) -> list[str]:
 def _as_digests(sha256: str | Sequence[str]) -> frozenset[str]:
     digests = [sha256] if isinstance(sha256, str) else list(sha256)
     if not digests:
-        raise ValueError("sha256: at least one expected digest is needed")
+        raise ConfigError("sha256: at least one expected digest is needed")
     return frozenset(d.lower() for d in digests)
 
 
@@ -163,7 +163,7 @@ def download_file(urls: Sequence[str], destination: str | os.PathLike, *, sha256
     if isinstance(urls, str):
         urls = [urls]
     if timeout is None or not timeout > 0:
-        raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+        raise ConfigError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     attempts: list[tuple[str, str]] = []
     for url in urls:
