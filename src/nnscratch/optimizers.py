@@ -256,10 +256,13 @@ class Momentum(Optimizer):
             p += v
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient in the book's form (common/optimizer.py).
 
     ``v <- momentum * v - lr * dW;  W <- W + momentum**2 * v - (1 + momentum) * lr * dW``
+
+    Same parameters, velocity ``v`` and checkpoint layout as :class:`Momentum`;
+    only the step differs.
 
     Parameters
     ----------
@@ -268,19 +271,6 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
-    slot_names = ("v",)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9):
-        super().__init__(lr)
-        self.momentum = _check_fraction("momentum", momentum)
-
-    @property
-    def config(self):
-        return {"lr": self.lr, "momentum": self.momentum}
-
-    @property
-    def v(self):
-        return self._slot("v")
 
     def _step(self, params, grads):
         lr, mu = self.lr, self.momentum
