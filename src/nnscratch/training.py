@@ -43,6 +43,7 @@ from numbers import Integral
 import numpy as np
 
 from .errors import ConfigError, ShapeError, TrainingDivergedError
+from .functions import log_softmax
 from .optimizers import Optimizer, build_optimizer
 
 __all__ = ["Trainer", "History", "Callback", "StepDecay", "CosineDecay", "STATE_VERSION"]
@@ -550,20 +551,19 @@ class Trainer:
         ``eval_batch_size``. Returns ``{"accuracy": float, "loss": float}``.
         """
         labels = _labels(t)
+        scores_are_logits = getattr(self.model, "scores_are_logits", True)
         correct = 0
         loss_sum = 0.0
         for start in range(0, len(x), self.eval_batch_size):
             scores = self.model.predict(x[start:start + self.eval_batch_size], train_flg=False)
             lab = labels[start:start + self.eval_batch_size]
             correct += int(np.count_nonzero(scores.argmax(axis=1) == lab))
-            # log-softmax of the true class, computed stably in float64
-            s = scores.astype(np.float64)
-            s -= s.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(s).sum(axis=1))
-            loss_sum += float(np.sum(log_norm - s[np.arange(len(lab)), lab]))
-        loss = loss_sum / len(x)
-        if not getattr(self.model, "scores_are_logits", True):
-            # e.g. Nielsen's quadratic cost on sigmoid outputs: report the model's own cost
+            if scores_are_logits:  # the same pass gives the loss: float64 for an exact sum
+                log_p = log_softmax(scores.astype(np.float64))
+                loss_sum -= float(np.sum(log_p[np.arange(len(lab)), lab]))
+        if scores_are_logits:
+            loss = loss_sum / len(x)
+        else:  # e.g. Nielsen's quadratic cost on sigmoid outputs: the model's own cost
             loss = self.model.data_loss(x, t, batch_size=self.eval_batch_size)
         return {"accuracy": correct / len(x), "loss": loss}
 
