@@ -76,6 +76,16 @@ def _losses(history_or_losses):
     return losses
 
 
+def _label_loss_axes(ax, ylabel, log_scale, title):
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
 def plot_loss_curve(history_or_losses, path=None, *, window: int | None = None, log_scale=False,
                     title="Training loss"):
     """Mini-batch loss per iteration, raw (faint) and smoothed (solid).
@@ -97,13 +107,7 @@ def plot_loss_curve(history_or_losses, path=None, *, window: int | None = None, 
     ax = fig.add_subplot()
     ax.plot(iterations, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="mini-batch loss")
     ax.plot(iterations, smooth_curve(losses, window), color="tab:blue", linewidth=2.0, label="smoothed")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label_loss_axes(ax, "loss", log_scale, title)
     return _save(fig, path)
 
 
@@ -125,13 +129,7 @@ def plot_loss_comparison(losses_by_name: dict, path=None, *, window: int | None 
     for name, losses in losses_by_name.items():
         losses = _losses(losses)
         ax.plot(np.arange(1, losses.size + 1), smooth_curve(losses, window), label=str(name))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (smoothed)")
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label_loss_axes(ax, "loss (smoothed)", log_scale, title)
     return _save(fig, path)
 
 
