@@ -184,8 +184,12 @@ def test_cache_layout_and_warm_load_does_not_rewrite(tmp_path):
 
 @pytest.mark.parametrize("damage", ["flip byte", "truncate", "delete array", "garbage manifest",
                                     "wrong shape in manifest"])
-def test_damaged_cache_is_detected_and_rebuilt(tmp_path, reference, damage):
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, reference, damage, data_dir, raw):
+    # A copy of the module's cache (built by the `raw` fixture) saves decoding MNIST again.
+    shutil.copytree(data_dir / "mnist", tmp_path / "mnist")
+    before = cache_files(tmp_path)
     load_mnist(data_dir=tmp_path, limit=10)
+    assert cache_files(tmp_path) == before  # the intact copy is accepted as it is
     decoded = tmp_path / "mnist" / "decoded"
     x_train_file = decoded / "x_train.npy"
     if damage == "flip byte":
@@ -204,6 +208,7 @@ def test_damaged_cache_is_detected_and_rebuilt(tmp_path, reference, damage):
         (decoded / "manifest.json").write_text(json.dumps(manifest))
     (x_train, _), _ = load_mnist(normalize=False, flatten=False, data_dir=tmp_path)
     assert_same(x_train[:, 0], reference["train-images-idx3-ubyte"])
+    assert cache_files(tmp_path)["manifest.json"] != before["manifest.json"]  # rebuilt, not patched up
     manifest = json.loads((decoded / "manifest.json").read_text())
     assert zlib.crc32(x_train_file.read_bytes()) == manifest["arrays"]["x_train"]["crc32"]
     assert not [p for p in decoded.iterdir() if p.name.startswith(".")]  # no stray temp files
