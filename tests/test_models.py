@@ -400,3 +400,21 @@ def test_input_gradient_matches_central_differences():
     assert dx.shape == x.shape
     assert rel_error(dx, central_difference(lambda: net.loss(x, t), x)) <= 1e-6
     assert net.layers["Affine1"].compute_input_grad is False  # training still skips it
+
+
+def test_one_sample_as_a_1d_vector_like_the_book():
+    # Book ch. 4: net.loss(x, t) with x of shape (784,) and t a label or a one-hot row.
+    rng = np.random.default_rng(19)
+    for net in (TwoLayerNet(6, 5, 4, weight_init_std=0.5, seed=0, dtype="float64"),
+                small_multilayer(use_batchnorm=True)):
+        c = net.output_size
+        x, labels = data(rng, 1, net.input_shape[0], c)
+        batch_loss = net.loss(x, labels)
+        batch_grads = net.gradient(x, labels)
+        for t in (int(labels[0]), np.eye(c)[labels[0]]):
+            assert net.loss(x[0], t) == pytest.approx(batch_loss, rel=1e-12)
+            grads = net.gradient(x[0], t)
+            for name in net.params:
+                np.testing.assert_allclose(grads[name], batch_grads[name], rtol=1e-12, atol=1e-15)
+    net = SimpleNet(BOOK_W)
+    assert net.loss(np.array([0.6, 0.9]), 2) == net.loss(np.array([0.6, 0.9]), np.array([0, 0, 1]))

@@ -153,6 +153,12 @@ class Model:
         )
 
     def _check_xt(self, x, t):
+        if hasattr(x, "shape") and tuple(x.shape) == tuple(self.input_shape):
+            # One sample, as the book's chapter 4 passes it: a batch of one, with its
+            # label (a number) or its one-hot row (output_size,).
+            x = x[np.newaxis]
+            t = np.asarray(t)
+            t = t[np.newaxis] if t.shape == (self.output_size,) else t.reshape(-1)
         x = self.validate_input(x)
         return x, self.validate_labels(t, x.shape[0])
 
@@ -167,7 +173,12 @@ class Model:
         return self._scores(self.validate_input(x), train_flg)
 
     def loss(self, x, t, train_flg=False) -> float:
-        """Loss on a batch (the training objective, regularisation included)."""
+        """Loss on a batch (the training objective, regularisation included).
+
+        A single sample of shape ``input_shape`` with a label or a one-hot
+        row of shape (output_size,) works too (as do the other methods taking
+        ``x`` and ``t``).
+        """
         x, t = self._check_xt(x, t)
         return float(self._loss(x, t, train_flg))
 

@@ -49,14 +49,6 @@ class SimpleNet(Model):
         """Scores ``x @ W``: shape (3,) for one sample of shape (2,), (N, 3) for a batch."""
         return super().predict(x, train_flg)
 
-    def loss(self, x, t, train_flg=False):
-        """Cross-entropy of the softmax of the scores; a single sample ``x`` (2,) with ``t`` (3,) works too."""
-        if hasattr(x, "shape") and tuple(x.shape) == (2,):
-            x = x[np.newaxis]
-            t = np.asarray(t)
-            t = t[np.newaxis] if t.ndim == 1 else t.reshape(1)
-        return super().loss(x, t, train_flg)
-
     def _scores(self, x, train_flg):
         return x @ self.W
 
