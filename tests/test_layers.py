@@ -276,3 +276,16 @@ def test_affine_takes_one_sample_as_a_1d_vector_like_the_book():
     np.testing.assert_allclose(layer.backward(dout), W @ dout)
     np.testing.assert_allclose(layer.dW, np.outer(x, dout))
     np.testing.assert_allclose(layer.db, dout)
+
+
+def test_softmax_with_loss_gradient_for_targets_that_are_not_one_hot():
+    # Soft targets (label smoothing) and rows that do not sum to 1: backward must still be
+    # the gradient of what forward returns.
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((5, 4)) * 2
+    t = rng.uniform(0, 1, (5, 4))
+    t[0] /= t[0].sum()
+    layer = SoftmaxWithLoss()
+    layer.forward(x, t)
+    dx = layer.backward()
+    assert rel_error(dx, central_difference(lambda: layer.forward(x, t), x)) <= 1e-6

@@ -418,3 +418,16 @@ def test_one_sample_as_a_1d_vector_like_the_book():
                 np.testing.assert_allclose(grads[name], batch_grads[name], rtol=1e-12, atol=1e-15)
     net = SimpleNet(BOOK_W)
     assert net.loss(np.array([0.6, 0.9]), 2) == net.loss(np.array([0.6, 0.9]), np.array([0, 0, 1]))
+
+
+def test_fast_numerical_gradient_with_soft_targets():
+    rng = np.random.default_rng(20)
+    net = TwoLayerNet(7, 5, 3, weight_init_std=0.5, activation="sigmoid", seed=2, dtype="float64")
+    x = rng.standard_normal((4, 7))
+    t = rng.uniform(0, 1, (4, 3))  # rows summing to anything, as a loss of soft targets allows
+    fast = net.numerical_gradient(x, t)
+    slow = element_loop_gradient(net, x, t)
+    backprop = net.gradient(x, t)
+    for name in net.params:
+        np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
+        assert rel_error(backprop[name], slow[name]) < 1e-6, name

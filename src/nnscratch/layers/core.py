@@ -196,7 +196,8 @@ class SoftmaxWithLoss(Layer):
     then returns shape (C,). The loss comes from
     :func:`nnscratch.functions.log_softmax`, so it is exact and finite
     without the book's ``+1e-7``; the gradient is exactly
-    ``(softmax(x) - t) / N``.
+    ``(softmax(x) - t) / N`` (``(softmax(x) * sum(t) - t) / N`` for target
+    rows that do not sum to 1).
     """
 
     def __init__(self):
@@ -229,7 +230,8 @@ class SoftmaxWithLoss(Layer):
     def backward(self, dout=1):
         n = self.y.shape[0]
         if self.t.shape == self.y.shape:
-            dx = self.y - self.t
+            # y * sum(t) - t: the exact gradient for any target rows; one-hot rows sum to 1.
+            dx = self.y * self.t.sum(axis=1, keepdims=True) - self.t
         else:
             dx = self.y.copy()
             dx[np.arange(n), self.t] -= 1

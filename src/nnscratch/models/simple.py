@@ -163,6 +163,7 @@ class TwoLayerNet(LayerModel):
         W1, b1, W2, b2 = (self.params[k].astype(f64) for k in ("W1", "b1", "W2", "b2"))
         n, c = x.shape[0], self.output_size
         onehot = t.astype(f64) if t.ndim == 2 else np.eye(c)[t]  # (N, C)
+        t_sum = onehot.sum(axis=1, keepdims=True)  # (N, 1): 1 for one-hot rows
         a1 = x @ W1 + b1  # (N, H)
         z1 = act(a1)
         scores = z1 @ W2 + b2
@@ -171,9 +172,10 @@ class TwoLayerNet(LayerModel):
         grads = {}
         # The output layer: b2[k] and W2[j, k] move score k alone, of sample n by d[n, k]
         # (±h and ±h * z1[n, j]); the loss of sample n changes by
-        # log(1 + p_k (exp(d) - 1)) - t_k d, written with log1p/expm1 to stay exact for tiny d.
+        # sum(t) log(1 + p_k (exp(d) - 1)) - t_k d, written with log1p/expm1 to stay exact for
+        # tiny d (sum(t) is 1 for one-hot rows).
         def one_score_moved(d):
-            return np.log1p(p * np.expm1(d)) - onehot * d
+            return t_sum * np.log1p(p * np.expm1(d)) - onehot * d
 
         grads["b2"] = (one_score_moved(np.full_like(p, h)) - one_score_moved(np.full_like(p, -h))).sum(axis=0)
         step = h * z1.T[:, :, None]  # (H, N, 1)
@@ -200,7 +202,7 @@ class TwoLayerNet(LayerModel):
             def all_scores_moved(d):
                 """L_n(s + d W2[j]) - L_n(s) for each pair and hidden unit j: (B, H)."""
                 lse = np.log1p(np.matmul(np.expm1(d[:, :, None] * W2), p_rows)[..., 0])
-                return lse - d * target_dot_w2[rows]
+                return t_sum[rows] * lse - d * target_dot_w2[rows]
 
             diffs[pairs] = all_scores_moved(act(a + step) - z) - all_scores_moved(act(a - step) - z)
         sums = np.zeros((W1.shape[0] + 1, n_hidden))
