@@ -126,3 +126,15 @@ def test_generic_numerical_gradient_method_like_the_books():
         assert np.abs(backprop[k] - numerical[k]).max() / scale < 1e-6, k
     sampled = net.numerical_gradient(x, t, max_elements=4)
     assert np.count_nonzero(~np.isnan(sampled["W1"])) == 4
+
+
+def test_generic_numerical_gradient_leaves_batchnorm_running_stats_alone():
+    rng = np.random.default_rng(7)
+    net = MultiLayerNet(5, [4], 3, use_batchnorm=True, seed=2, dtype="float64")
+    x = rng.standard_normal((6, 5))
+    t = rng.integers(0, 3, 6)
+    net.loss_and_gradient(x, t)  # running statistics away from their initial zeros and ones
+    before = {k: v.copy() for k, v in net.buffers.items()}
+    net.numerical_gradient(x, t)
+    for name, value in net.buffers.items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)

@@ -204,9 +204,11 @@ class Model:
 
         Each element is moved by ``±h`` in place and the whole network run
         twice, like the book's ``numerical_gradient(f, x)``; dropout draws
-        the same masks for every evaluation. Slow (two passes per parameter):
-        meant for checking backprop on a few samples, ideally on a float64
-        copy (:func:`nnscratch.models.gradient_check` does both).
+        the same masks for every evaluation, and parameters, random state
+        and BatchNorm running statistics are as before when it returns.
+        Slow (two passes per parameter): meant for checking backprop on a
+        few samples, ideally on a float64 copy
+        (:func:`nnscratch.models.gradient_check` does both).
 
         Parameters
         ----------
@@ -222,6 +224,8 @@ class Model:
         """
         x, t = self._check_xt(x, t)
         rng_state = self.get_rng_state()
+        # Every training-mode pass moves BatchNorm's running statistics; put them back after.
+        saved_buffers = {name: buffer.copy() for name, buffer in self.buffers.items()}
 
         def loss():
             self.set_rng_state(rng_state)
@@ -235,6 +239,8 @@ class Model:
                 elements = np.sort(chooser.choice(param.size, size=int(max_elements), replace=False))
             grads[name] = _central_differences(loss, param, float(h), elements)
         self.set_rng_state(rng_state)
+        for name, saved in saved_buffers.items():
+            self.buffers[name][...] = saved
         return grads
 
     def accuracy(self, x, t, batch_size=1000) -> float:
