@@ -208,6 +208,8 @@ def test_batchnorm_creates_running_stats_lazily_and_checks_width():
     assert layer.running_mean.shape == (3,)
     with pytest.raises(ShapeError, match="3 features per sample"):
         layer.forward(np.zeros((2, 4)), True)
+    with pytest.raises(ConfigError, match=r"momentum must be a number in \[0, 1\], got 1.5"):
+        BatchNormalization(np.ones(3), np.zeros(3), momentum=1.5)
 
 
 def test_affine_can_skip_the_input_gradient():

@@ -313,6 +313,8 @@ class BatchNormalization(Layer):
             raise ShapeError(f"gamma and beta must have the same shape (D,), got {gamma.shape} and {beta.shape}")
         self.gamma = gamma
         self.beta = beta
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 <= momentum <= 1:
+            raise ConfigError(f"BatchNormalization momentum must be a number in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         if running_mean is not None:
             self.buffers["running_mean"] = running_mean
