@@ -128,7 +128,8 @@ class Affine(Layer):
                 f"got shape {self.original_x_shape}"
             )
         self.x = x
-        out = x @ self.W + self.b  # (N, M)
+        out = x @ self.W  # (N, M)
+        out += self.b  # in place: one (N, M) array per forward instead of two
         return out[0] if len(self.original_x_shape) == 1 else out
 
     def backward(self, dout):
