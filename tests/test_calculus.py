@@ -371,3 +371,13 @@ def test_batch_constant_f_warns():
 def test_numerical_diff_is_elementwise_on_arrays_and_lists():
     np.testing.assert_allclose(numerical_diff(lambda v: v**3, [1.0, 2.0]), [3.0, 12.0], rtol=1e-7)
     np.testing.assert_allclose(numerical_diff(np.sin, np.linspace(0, 3, 7)), np.cos(np.linspace(0, 3, 7)), atol=1e-8)
+
+
+def test_integer_start_of_a_descent_is_converted_or_rejected_never_truncated(no_warnings):
+    # A private copy may be converted: the result is the float descent, not one stuck at integers.
+    x = gradient_descent(function_2, np.array([-3, 4]), lr=0.1, step_num=100)
+    assert x.dtype == np.float64
+    assert repr(x) == "array([-6.11110793e-10,  8.14814391e-10])"  # seed, as from [-3.0, 4.0]
+    # In place, an integer array cannot hold the steps: rejected with the reason.
+    with pytest.raises(GradientInputError, match=r"int64.*astype\(np\.float64\)"):
+        gradient_descent(function_2, np.array([-3, 4]), lr=0.1, in_place=True)
