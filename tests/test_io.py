@@ -1,7 +1,9 @@
 """Model files and checkpoints: round trips, and every way a file can be bad."""
 
+import io
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -258,6 +260,112 @@ def test_object_array_is_refused_without_unpickling(model_file, tmp_path):
     with pytest.raises(ModelFileError, match="pickle"):
         nnio.load_checkpoint(evil)
     assert not tripwire.exists()
+
+
+def copy_archive(path, target, replace=None, extra=()):
+    """Copy a zip member by member, replacing some members' bytes and appending others."""
+    replace = replace or {}
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as out, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a duplicate name is the point
+        for info in source.infolist():
+            out.writestr(info, replace.get(info.filename, source.read(info)))
+        for name, data in extra:
+            out.writestr(name, data)
+    return target
+
+
+def npy_header_only(shape, descr="<f4"):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(16)
+
+
+@pytest.mark.parametrize("craft, message", [
+    (lambda p, t: copy_archive(p, t, extra=[("notes.txt", b"hello")]), "unexpected archive member 'notes.txt'"),
+    (lambda p, t: copy_archive(p, t, extra=[("__metadata__", b"raw")]), "unexpected archive member"),
+    (lambda p, t: copy_archive(p, t, extra=[("param/W1.npy", b"again")]), "unexpected archive member 'param/W1.npy'"),
+    # Huge declared shapes must be refused before anything is allocated.
+    (lambda p, t: copy_archive(p, t, {"param/W1.npy": npy_header_only((10**12,))}), "declares shape"),
+    (lambda p, t: copy_archive(p, t, {"param/W1.npy": npy_header_only((2**32, 2**32))}), "declares shape"),
+    (lambda p, t: copy_archive(p, t, {"param/W1.npy": npy_header_only((4,), "|V8")}), "unsupported dtype"),
+], ids=["text-member", "raw-bytes-member", "duplicate-member", "huge-shape", "overflowing-shape",
+        "void-dtype"])
+def test_crafted_archive_members_are_refused(model_file, tmp_path, craft, message):
+    _, path = model_file
+    crafted = craft(path, tmp_path / "crafted.npz")
+    with pytest.raises(ModelFileError, match=f"crafted.npz.*{message}"):
+        nnio.load_model(crafted)
+
+
+def test_compressed_members_are_refused_so_no_zip_bomb_can_inflate(model_file, tmp_path):
+    _, path = model_file
+    with np.load(path, allow_pickle=False) as archive:
+        entries = {name: archive[name] for name in archive.files}
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, **entries)  # same arrays and checksum, deflated
+    with pytest.raises(ModelFileError, match="bomb.npz.*compressed"):
+        nnio.load_model(bomb)
+
+
+def test_metadata_nested_beyond_json_recursion_is_refused(model_file, tmp_path):
+    _, path = model_file
+
+    def nest(entries):
+        entries["__metadata__"] = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8)
+
+    with pytest.raises(ModelFileError, match="deep.npz.*not valid JSON"):
+        nnio.load_model(rewrite(path, tmp_path / "deep.npz", nest))
+
+
+def write_with_valid_checksum(path, metadata, arrays):
+    """What a forger can do: any metadata and arrays, checksum recomputed."""
+    metadata = {k: v for k, v in metadata.items() if k != "arrays"}
+    return nnio._write_container(path, metadata, arrays)
+
+
+def contents(path):
+    with np.load(path, allow_pickle=False) as archive:
+        entries = {name: archive[name] for name in archive.files}
+    arrays = {k: v for k, v in entries.items() if not k.startswith("__")}
+    return metadata_of(entries), arrays
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["model"]["config"].update(command="rm -rf /"), "cannot rebuild TwoLayerNet"),
+    (lambda m: m["model"]["config"].update(hidden_size=-3), "cannot rebuild TwoLayerNet"),
+    (lambda m: m["model"].update(config=["not", "a", "dict"]), "model config"),
+    (lambda m: m["model"].update({"class": "os.system"}), "unknown model class 'os.system'"),
+    (lambda m: m.update(model="TwoLayerNet"), "unknown model class"),
+], ids=["unexpected-kwarg", "negative-size", "config-list", "foreign-class", "model-not-object"])
+def test_forged_model_metadata_is_refused(model_file, tmp_path, edit, message):
+    _, path = model_file
+    metadata, arrays = contents(path)
+    edit(metadata)
+    forged = write_with_valid_checksum(tmp_path / "forged.npz", metadata, arrays)
+    with pytest.raises(ModelFileError, match=f"forged.npz.*{message}"):
+        nnio.load_model(forged)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["optimizer"]["config"].update(command="x"), "cannot restore optimizer"),
+    (lambda m: m["optimizer"].update({"class": "Popen"}), "unknown optimizer class 'Popen'"),
+    (lambda m: m["trainer_state"].update(permutation={"__ndarray__": ["state/0"]}), "missing"),
+    (lambda m: m["trainer_state"].update(permutation={"__ndarray__": "param/../../etc"}), "missing"),
+    (lambda m: m["trainer_state"].update(shape={"__tuple__": 5}), "tuple marker"),
+    (lambda m: m.update(trainer_state=[1, 2]), "not an object"),
+], ids=["optimizer-kwarg", "optimizer-class", "array-key-list", "array-key-path", "tuple-marker",
+        "state-list"])
+def test_forged_checkpoint_metadata_is_refused(tmp_path, edit, message):
+    path = nnio.save_checkpoint(tmp_path / "checkpoint.npz",
+                                {"permutation": np.arange(10), "shape": (1, 28, 28)},
+                                model=tiny_model(), optimizer=build_optimizer("adam", lr=0.1))
+    nnio.load_checkpoint(path)  # the untouched file loads
+    metadata, arrays = contents(path)
+    edit(metadata)
+    forged = write_with_valid_checksum(tmp_path / "forged.npz", metadata, arrays)
+    with pytest.raises(ModelFileError, match=f"forged.npz.*{message}"):
+        nnio.load_checkpoint(forged)
 
 
 def test_config_that_does_not_match_the_arrays(tmp_path):

@@ -9,12 +9,19 @@ A model file is one NumPy ``.npz`` archive written with ``allow_pickle=False``:
   (the model is rebuilt through :mod:`nnscratch.models.registry`), the name,
   dtype and shape of every array and an optional training summary;
 * ``__sha256__``: a SHA-256 digest over every array and the metadata, so that a
-  flipped byte or an edited array is detected before the model is used.
+  flipped byte, a truncated copy or a hand-edited array is detected before the
+  model is used. (It guards against accidents, not forgery: anyone can
+  recompute it. What makes a stranger's file safe is that reading it never
+  runs code; see below.)
 
 Checkpoints (``save_checkpoint``) use the same container: arrays go into the
 archive, everything else (arguments, history, RNG state) into the JSON metadata.
-Reading never unpickles anything: ``np.load(..., allow_pickle=False)`` refuses
-object arrays, and every problem becomes a :class:`~nnscratch.errors.ModelFileError`
+Reading never unpickles anything. Before NumPy reads an entry
+(``np.lib.format.read_array(..., allow_pickle=False)``) its header is checked:
+only uncompressed ``.npy`` members, numeric dtypes, and a declared shape that
+matches the bytes actually stored, so a crafted file can neither smuggle in an
+object array nor make the reader allocate more memory than the file's own size
+(no zip bombs). Every problem becomes a :class:`~nnscratch.errors.ModelFileError`
 that names the file.
 
 Files are written with :func:`atomic_write`: a crash or Ctrl-C while saving
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -187,6 +195,63 @@ def _write_container(path, metadata: dict, arrays: dict[str, np.ndarray]) -> Pat
     return path
 
 
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _read_npy_members(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Every ``.npy`` member of the archive, each checked before NumPy reads it.
+
+    ``np.savez`` stores members uncompressed, so a member can be no larger than
+    the file itself; checking each header's dtype and shape against the stored
+    size first means a hostile file can make us allocate at most its own size.
+    """
+    file_size = path.stat().st_size
+    entries: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not name.endswith(".npy") or name[:-4] in entries:
+                raise ModelFileError(
+                    f"{path}: not an nnscratch {what}: unexpected archive member {name!r}"
+                )
+            if info.compress_type != zipfile.ZIP_STORED or not (
+                info.file_size == info.compress_size <= file_size
+            ):
+                raise ModelFileError(
+                    f"{path}: not an nnscratch {what}: member {name!r} is compressed or "
+                    "declares a size it does not have (nnscratch stores arrays uncompressed)"
+                )
+            with archive.open(info) as member:
+                _check_npy_header(member, info.file_size, f"{path}: member {name!r}")
+            with archive.open(info) as member:
+                entries[name[:-4]] = np.lib.format.read_array(member, allow_pickle=False)
+    return entries
+
+
+def _check_npy_header(member, member_size: int, where: str) -> None:
+    """Refuse object or structured dtypes and shapes that the stored bytes do not fill."""
+    read_header = _NPY_HEADER_READERS.get(np.lib.format.read_magic(member))
+    if read_header is None:
+        raise ModelFileError(f"{where}: unsupported .npy format version")
+    shape, _, dtype = read_header(member)
+    if dtype.hasobject:
+        raise ModelFileError(
+            f"{where} holds pickled Python objects; refusing to load it "
+            "(nnscratch files hold numeric arrays only)"
+        )
+    if dtype.kind not in _ALLOWED_KINDS:
+        raise ModelFileError(f"{where} has unsupported dtype {dtype} (numeric arrays only)")
+    stored = member_size - member.tell()
+    if math.prod(shape) * dtype.itemsize != stored:
+        raise ModelFileError(
+            f"{where} declares shape {shape} of {dtype} but stores {stored} bytes "
+            "(truncated or crafted file)"
+        )
+
+
 def _read_container(path, expected_format: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Read, verify and return ``(metadata, arrays)``; any problem -> ModelFileError."""
     path = Path(path)
@@ -199,21 +264,11 @@ def _read_container(path, expected_format: str) -> tuple[dict, dict[str, np.ndar
         raise ModelFileError(
             f"{path}: not a valid {what}: not an .npz archive (truncated or corrupt file?)"
         )
-    entries: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            for name in archive.files:
-                entries[name] = archive[name]
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise ModelFileError(
-                f"{path}: contains a pickled object array; refusing to load it "
-                "(nnscratch files hold numeric arrays only)"
-            ) from exc
-        raise ModelFileError(f"{path}: corrupt {what}: {exc}") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: corrupt or truncated {what}: {exc}") from exc
-    except Exception as exc:  # zlib.error and friends from a damaged archive
+        entries = _read_npy_members(path, what)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error... from a damaged archive
         raise ModelFileError(f"{path}: corrupt or truncated {what}: {exc!r}") from exc
 
     for key in (_METADATA_KEY, _CHECKSUM_KEY):
@@ -225,7 +280,7 @@ def _read_container(path, expected_format: str) -> tuple[dict, dict[str, np.ndar
     metadata_bytes = raw_meta.tobytes()
     try:
         metadata = json.loads(metadata_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: corrupt {what}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path}: corrupt {what}: metadata is not a JSON object")
@@ -456,14 +511,18 @@ def _to_json(value, arrays: dict[str, np.ndarray] | None, where: str):
 
 
 def _from_json(value, arrays: dict[str, np.ndarray], path):
+    """Undo :func:`_to_json`; a marker that does not make sense -> ModelFileError."""
     if isinstance(value, dict):
         if set(value) == {"__ndarray__"}:
             key = value["__ndarray__"]
-            if key not in arrays:
+            if not isinstance(key, str) or key not in arrays:
                 raise ModelFileError(f"{path}: corrupt checkpoint: array {key!r} is missing")
             return arrays[key]
         if set(value) == {"__tuple__"}:
-            return tuple(_from_json(v, arrays, path) for v in value["__tuple__"])
+            items = value["__tuple__"]
+            if not isinstance(items, list):
+                raise ModelFileError(f"{path}: corrupt checkpoint: tuple marker holds {items!r}")
+            return tuple(_from_json(v, arrays, path) for v in items)
         return {k: _from_json(v, arrays, path) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_json(v, arrays, path) for v in value]
@@ -568,14 +627,17 @@ def load_checkpoint(path) -> Checkpoint:
         k: v for k, v in arrays.items() if k.startswith((_PARAM_PREFIX, _BUFFER_PREFIX))
     }
     model = _rebuild_model(path, metadata.get("model"), model_arrays)
-    optimizer = _rebuild_optimizer(path, metadata.get("optimizer"), arrays)
-    rng_state = _from_json(metadata.get("model_rng_state") or {}, arrays, path)
+    try:
+        optimizer = _rebuild_optimizer(path, metadata.get("optimizer"), arrays)
+        rng_state = _from_json(metadata.get("model_rng_state") or {}, arrays, path)
+        trainer_state = _from_json(metadata.get("trainer_state", {}), arrays, path)
+    except RecursionError as exc:  # JSON nested just below json's own limit
+        raise ModelFileError(f"{path}: corrupt checkpoint: state nested too deeply") from exc
     if rng_state and hasattr(model, "set_rng_state"):
         try:
             model.set_rng_state(rng_state)
         except Exception as exc:
             raise ModelFileError(f"{path}: cannot restore the model's random state: {exc}") from exc
-    trainer_state = _from_json(metadata.get("trainer_state", {}), arrays, path)
     args = metadata.get("args") or {}
     if not isinstance(trainer_state, dict) or not isinstance(args, dict):
         raise ModelFileError(f"{path}: corrupt checkpoint: trainer state or args is not an object")
