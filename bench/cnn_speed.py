@@ -3,9 +3,10 @@
 Same architecture, batch size 100, Adam, float32, same thread count on both
 sides (threadpoolctl for NumPy's BLAS, torch.set_num_threads for PyTorch).
 Each framework runs in its own subprocess, so peak memory is its own: we
-report the growth of the resident set over a training step (peak RSS during
-the timed steps minus RSS before them) and, for nnscratch, the tracemalloc
-peak of one step (NumPy reports its buffers to tracemalloc).
+report the peak resident set of the process, its growth during the timed
+steps (peak RSS minus RSS before them), and for nnscratch the tracemalloc
+peak from building the network through two training steps (NumPy reports its
+buffers to tracemalloc: weights, Adam state, caches and scratch arrays).
 
 Run with the benchmark environment (torch is never a package dependency)::
 
@@ -56,6 +57,9 @@ def run_nnscratch(model_name: str, threads: int, iters: int, repeats: int) -> di
     x = rng.random((100, 1, 28, 28), dtype=np.float32)
     t = rng.integers(0, 10, 100)
     with threadpool_limits(limits=threads):
+        # Traced from before the network exists: the peak counts weights,
+        # optimizer state, the layers' caches and scratch arrays of a step.
+        tracemalloc.start()
         net = {"SimpleConvNet": SimpleConvNet, "DeepConvNet": DeepConvNet}[model_name](seed=0)
         opt = Adam(lr=0.001)
 
@@ -63,12 +67,12 @@ def run_nnscratch(model_name: str, threads: int, iters: int, repeats: int) -> di
             _, grads = net.loss_and_gradient(x, t)
             opt.update(net.params, grads)
 
-        for _ in range(5):
+        for _ in range(2):
             step()
-        tracemalloc.start()
-        step()
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        for _ in range(3):
+            step()
         rss_before = rss_now_kb()
         times = []
         for _ in range(repeats):

@@ -1,0 +1,111 @@
+"""Forward + backward time of each DeepConvNet layer shape, nnscratch vs PyTorch.
+
+Batch 100, float32, one thread by default on both sides (threadpoolctl /
+torch.set_num_threads). Prints milliseconds per forward+backward (median of
+``--repeats`` runs) and the ratio nnscratch / PyTorch; the last rows time
+the book-layout ``im2col`` / ``col2im`` functions on the largest layer.
+
+    /work/bench-venv/bin/python bench/conv_layers.py [--threads 2] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--batch", type=int, default=100)
+    args = p.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+    from threadpoolctl import threadpool_limits
+
+    from nnscratch.layers.conv import Convolution, Pooling, col2im, im2col
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    n = args.batch
+    # (name, C, H, FN, pad) of DeepConvNet's convolutions, all 3x3 stride 1
+    convs = [("conv1", 1, 28, 16, 1), ("conv2", 16, 28, 16, 1), ("conv3", 16, 14, 32, 1),
+             ("conv4", 32, 14, 32, 2), ("conv5", 32, 8, 64, 1), ("conv6", 64, 8, 64, 1)]
+    pools = [("pool1", 16, 28), ("pool2", 32, 16), ("pool3", 64, 8)]
+    print(f"batch {n}, {args.threads} thread(s), float32, median of {args.repeats}; ms per forward+backward")
+    header = f"{'layer':<8} {'input':<16} {'nnscratch':>10} {'torch':>8} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    total_np = total_torch = 0.0
+    with threadpool_limits(limits=args.threads):
+        for name, c, h, fn, pad in convs:
+            x = rng.random((n, c, h, h), dtype=np.float32)
+            W = (0.1 * rng.standard_normal((fn, c, 3, 3))).astype(np.float32)
+            b = np.zeros(fn, np.float32)
+            layer = Convolution(W, b, stride=1, pad=pad)
+            layer.compute_input_grad = name != "conv1"  # as in the networks
+            dout = np.ones_like(layer.forward(x))
+
+            def ours():
+                layer.forward(x)
+                layer.backward(dout)
+
+            xt = torch.from_numpy(x).requires_grad_(name != "conv1")
+            Wt = torch.from_numpy(W).requires_grad_()
+            bt = torch.from_numpy(b).requires_grad_()
+            dt = torch.from_numpy(np.ascontiguousarray(dout))
+
+            def theirs():
+                out = F.conv2d(xt, Wt, bt, padding=pad)
+                out.backward(dt)
+
+            a, t = median_ms(ours, args.repeats), median_ms(theirs, args.repeats)
+            total_np, total_torch = total_np + a, total_torch + t
+            print(f"{name:<8} {str((c, h, h)):<16} {a:10.2f} {t:8.2f} {a / t:6.2f}")
+        for name, c, h in pools:
+            x = rng.random((n, c, h, h), dtype=np.float32)
+            layer = Pooling(2, 2, stride=2)
+            dout = np.ones_like(layer.forward(x))
+
+            def ours():
+                layer.forward(x)
+                layer.backward(dout)
+
+            xt = torch.from_numpy(x).requires_grad_()
+            dt = torch.from_numpy(dout)
+
+            def theirs():
+                F.max_pool2d(xt, 2, 2).backward(dt)
+
+            a, t = median_ms(ours, args.repeats), median_ms(theirs, args.repeats)
+            total_np, total_torch = total_np + a, total_torch + t
+            print(f"{name:<8} {str((c, h, h)):<16} {a:10.2f} {t:8.2f} {a / t:6.2f}")
+        print(f"{'total':<8} {'':<16} {total_np:10.2f} {total_torch:8.2f} {total_np / total_torch:6.2f}")
+
+        x = rng.random((n, 16, 28, 28), dtype=np.float32)
+        col = im2col(x, 3, 3, 1, 1)
+        a = median_ms(lambda: im2col(x, 3, 3, 1, 1), args.repeats)
+        t = median_ms(lambda: F.unfold(torch.from_numpy(x), 3, padding=1), args.repeats)
+        print(f"{'im2col':<8} {str((16, 28, 28)):<16} {a:10.2f} {t:8.2f} {a / t:6.2f}   (torch: F.unfold)")
+        colt = torch.from_numpy(np.ascontiguousarray(col.reshape(n, 784, 144).transpose(0, 2, 1)))
+        a = median_ms(lambda: col2im(col, x.shape, 3, 3, 1, 1), args.repeats)
+        t = median_ms(lambda: F.fold(colt, (28, 28), 3, padding=1), args.repeats)
+        print(f"{'col2im':<8} {str((16, 28, 28)):<16} {a:10.2f} {t:8.2f} {a / t:6.2f}   (torch: F.fold)")
+
+
+if __name__ == "__main__":
+    main()
