@@ -381,3 +381,13 @@ def test_integer_start_of_a_descent_is_converted_or_rejected_never_truncated(no_
     # In place, an integer array cannot hold the steps: rejected with the reason.
     with pytest.raises(GradientInputError, match=r"int64.*astype\(np\.float64\)"):
         gradient_descent(function_2, np.array([-3, 4]), lr=0.1, in_place=True)
+
+
+def test_tiny_h_at_zero_passes_the_rounding_check_but_the_warning_names_it():
+    # At x = 0, x + 1e-50 != x, so h is not rejected; f = x0 + 1 cannot tell 1 + 1e-50 from 1.
+    with pytest.warns(GradientWarning) as record:
+        grad = numerical_gradient(lambda v: v[0] + 1.0, np.array([0.0]), h=1e-50)
+    assert grad.tolist() == [0.0]
+    message = str(record[0].message)
+    print(message)
+    assert "h=1e-50 is too small" in message and "1e-4" in message

@@ -215,8 +215,12 @@ def _perturb_each_element(f, x: np.ndarray, h: float, func_name: str, *, strict:
     return grad, base, unchanged
 
 
-def _ignored_argument_message(func_name: str, value: float, shape) -> str:
-    return (
+# Below this, an h that x + h still resolves may be too small for f's value to notice.
+_SUSPICIOUSLY_SMALL_H = 1e-10
+
+
+def _ignored_argument_message(func_name: str, value: float, shape, h: float) -> str:
+    message = (
         f"{func_name}: f returned the same value ({value!r}) for every perturbation of x "
         f"(shape {tuple(shape)}), so the gradient is all zeros. f probably ignores its "
         "argument and reads some other array -- e.g. f = lambda W: net.loss(x, t) with an x "
@@ -224,6 +228,12 @@ def _ignored_argument_message(func_name: str, value: float, shape) -> str:
         "the change when x IS the array f reads: pass net.W (the very same object), not a "
         "copy or a new array. If f really is constant, ignore this warning."
     )
+    if h < _SUSPICIOUSLY_SMALL_H:
+        message += (
+            f" Or h={h!r} is too small: x + h differs from x, but f's value rounds to the same "
+            "number on both sides (the book's 'bad example'); use h around 1e-4."
+        )
+    return message
 
 
 # --------------------------------------------------------------------------
@@ -343,7 +353,7 @@ def numerical_gradient(f, x, h: float = DEFAULT_H):
     _check_step_resolves(x, h, "numerical_gradient")
     grad, base, unchanged = _perturb_each_element(f, x, h, "numerical_gradient")
     if unchanged:
-        warnings.warn(_ignored_argument_message("numerical_gradient", base, x.shape), GradientWarning, stacklevel=2)
+        warnings.warn(_ignored_argument_message("numerical_gradient", base, x.shape, h), GradientWarning, stacklevel=2)
     return grad
 
 
@@ -419,7 +429,7 @@ def numerical_gradient_batch(f, points, h: float = DEFAULT_H, *, vectorized: boo
             grad[(slice(None),) + j] = g
             all_unchanged &= unchanged
         if all_unchanged and base is not None:
-            warnings.warn(_ignored_argument_message(func_name, base, work.shape), GradientWarning, stacklevel=2)
+            warnings.warn(_ignored_argument_message(func_name, base, work.shape, h), GradientWarning, stacklevel=2)
         return grad
 
     def batch_values(value, what):
@@ -463,7 +473,7 @@ def numerical_gradient_batch(f, points, h: float = DEFAULT_H, *, vectorized: boo
         unchanged &= bool((plus == base).all() and (minus == base).all())
     if unchanged and work.size > 0:
         first = base.reshape(-1)[0] if base.size else float("nan")
-        warnings.warn(_ignored_argument_message(func_name, first, work.shape), GradientWarning, stacklevel=2)
+        warnings.warn(_ignored_argument_message(func_name, first, work.shape, h), GradientWarning, stacklevel=2)
     return grad
 
 
@@ -560,7 +570,7 @@ def gradient_descent(
         if step == 0:
             f_start = base
             if unchanged:
-                warnings.warn(_ignored_argument_message(func_name, base, x.shape), GradientWarning, stacklevel=2)
+                warnings.warn(_ignored_argument_message(func_name, base, x.shape, h), GradientWarning, stacklevel=2)
         with np.errstate(over="ignore", invalid="ignore"):
             x -= lr * grad
         steps += 1
