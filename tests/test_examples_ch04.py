@@ -98,3 +98,17 @@ def test_line_fit_example_prints_the_seed_fit_and_scikit_learn(tmp_path):
     m_ls, b_ls = numbers(line_after(stdout, "least squares     m:").replace("b:", ""))
     assert m_ls == pytest.approx(0.2359993, abs=5e-8) and b_ls == pytest.approx(0.27751048, abs=5e-9)
     assert_pngs(out, ["ch04_line_fit.png"])
+
+
+def test_training_with_numerical_gradients_follows_backprop(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ch04_train_numerical_gradient.py"), "--iters", "6", "--report-every", "3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [numbers(line) for line in proc.stdout.splitlines() if re.match(r"\s+\d+\s+\d", line)]
+    assert [int(row[0]) for row in rows] == [3, 6]
+    for _, loss_numerical, loss_backprop, w1_diff, _ in rows:
+        assert loss_numerical == pytest.approx(loss_backprop, abs=2e-6)
+        assert w1_diff < 1e-6  # the two training runs take the same steps
