@@ -400,6 +400,7 @@ def test_input_gradient_matches_central_differences():
     assert dx.shape == x.shape
     assert rel_error(dx, central_difference(lambda: net.loss(x, t), x)) <= 1e-6
     assert net.layers["Affine1"].compute_input_grad is False  # training still skips it
+    np.testing.assert_allclose(net.input_gradient(x[0], t[0]), net.input_gradient(x[:1], t[:1])[0], rtol=1e-12)
 
 
 def test_one_sample_as_a_1d_vector_like_the_book():

@@ -415,9 +415,11 @@ class LayerModel(Model):
     def input_gradient(self, x, t) -> np.ndarray:
         """dL/dx for a batch, in inference mode: which pixels would change the loss (saliency).
 
-        Returns an array of ``x``'s shape. Training never needs it, so the
-        first layer normally skips it; this call turns it on for one pass.
+        Returns an array of ``x``'s shape (also for a single sample of
+        ``input_shape``). Training never needs it, so the first layer
+        normally skips it; this call turns it on for one pass.
         """
+        single_sample = hasattr(x, "shape") and tuple(x.shape) == tuple(self.input_shape)
         x, t = self._check_xt(x, t)
         first = next(iter(self.layers.values()))
         saved = getattr(first, "compute_input_grad", None)
@@ -431,7 +433,7 @@ class LayerModel(Model):
         finally:
             if saved is not None:
                 first.compute_input_grad = saved
-        return dout
+        return dout[0] if single_sample else dout
 
     def _weight_decay_loss(self) -> float:
         if not self.weight_decay_lambda:
