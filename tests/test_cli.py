@@ -3,6 +3,8 @@
 import gzip
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from importlib import resources
@@ -21,9 +23,12 @@ def nnscratch_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "nnscratch.cli"]
 
 
-def run(*args, cwd=None, timeout=120):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
-    return subprocess.run(nnscratch_command() + [str(a) for a in args], cwd=cwd, env=env,
+def cli_env(**extra):
+    return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", **extra)
+
+
+def run(*args, cwd=None, timeout=120, env=None):
+    return subprocess.run(nnscratch_command() + [str(a) for a in args], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -44,6 +49,17 @@ def mnist_test_digits(count):
         with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
             labels = np.frombuffer(f.read(8 + count), np.uint8, offset=8)
     return images, labels
+
+
+def mnist_digits_as_pngs(folder, count, size):
+    """The first MNIST test digits as a user hands them over: larger, dark ink on white paper."""
+    images, labels = mnist_test_digits(count)
+    paths = []
+    for i, digit in enumerate(images):
+        path = folder / f"digit{i}.png"
+        Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BICUBIC).save(path)
+        paths.append(path)
+    return paths, labels
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +150,20 @@ def test_default_output_directory_and_latest_link(tmp_path):
     assert (tmp_path / "runs" / "latest").resolve() == runs[0].resolve()
 
 
-def test_train_refuses_to_overwrite_a_run(trained):
+def test_train_refuses_to_overwrite_a_run(trained, tmp_path):
     out, _ = trained
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     result = run("train", "--limit", 500, "--epochs", 1, "--out", out)
     assert_one_line_error(result, "already holds a run", "--resume")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # Plots of an earlier run without a checkpoint: refused too, with no resume hint.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "loss.png").write_bytes(b"earlier plot")
+    result = run("train", "--limit", 500, "--epochs", 1, "--out", tmp_path / "old")
+    assert_one_line_error(result, "already holds a run (loss.png)", "another --out")
+    assert "--resume" not in result.stderr
+    (tmp_path / "a_file").write_text("x")
+    assert_one_line_error(run("train", "--out", tmp_path / "a_file"), "is a file")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -215,13 +241,7 @@ def draw_digit_one(path):
 
 def test_predict_reads_real_digits_from_png_files(trained, tmp_path):
     out, _ = trained
-    images, labels = mnist_test_digits(20)
-    paths = []
-    for i, digit in enumerate(images):
-        # As a user hands them over: 4x larger, dark ink on white paper.
-        path = tmp_path / f"digit{i}.png"
-        Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(path)
-        paths.append(path)
+    paths, labels = mnist_digits_as_pngs(tmp_path, 20, size=112)
     result = run("predict", *paths, "--model", out / "model.npz", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -298,6 +318,18 @@ def test_predict_bad_images(trained, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
     assert_one_line_error(run("predict", text, "--model", out), "notes.png")
+    assert_one_line_error(run("predict", tmp_path, "--model", out), "is a directory")
+    assert_one_line_error(run("predict", tmp_path / "nowhere.png", "--model", out), "no such image")
+
+
+def test_a_model_for_other_inputs_is_refused(tmp_path):
+    from nnscratch.models import TwoLayerNet
+
+    path = nnio.save_model(TwoLayerNet(input_size=100, hidden_size=4, output_size=10, seed=0),
+                           tmp_path / "small_input.npz")
+    digit = draw_digit_one(tmp_path / "one.png")
+    for command in (["evaluate", "--limit", 100], ["predict", digit]):
+        assert_one_line_error(run(*command, "--model", path), "small_input.npz", "(100,)", "28x28")
 
 
 def test_predict_with_the_pretrained_model(tmp_path):
@@ -305,16 +337,54 @@ def test_predict_with_the_pretrained_model(tmp_path):
         result = run("predict", draw_digit_one(tmp_path / "one.png"))
         assert_one_line_error(result, "pretrained model is not installed")
         pytest.skip("src/nnscratch/pretrained/deep_convnet.npz is not there yet")
-    images, labels = mnist_test_digits(10)
-    paths = []
-    for i, digit in enumerate(images):
-        path = tmp_path / f"d{i}.png"
-        Image.fromarray(255 - digit).resize((84, 84), Image.Resampling.BICUBIC).save(path)
-        paths.append(path)
+    paths, labels = mnist_digits_as_pngs(tmp_path, 10, size=84)
     result = run("predict", *paths, "--json")
     assert result.returncode == 0, result.stderr
     predicted = [entry["label"] for entry in json.loads(result.stdout)]
     assert np.mean(np.array(predicted) == labels) >= 0.9
+
+
+# ----------------------------------------------------------------- downloads
+
+
+@pytest.fixture
+def silent_mirror():
+    """A mirror on 127.0.0.1 that accepts a connection and then never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server, f"http://127.0.0.1:{server.getsockname()[1]}/"
+    server.close()
+
+
+def test_offline_download_error_says_what_to_do(trained, tmp_path):
+    out, _ = trained
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there any more: as offline as it gets
+    env = cli_env(NNSCRATCH_MIRRORS=f"http://127.0.0.1:{port}/", NNSCRATCH_DATA_DIR=str(tmp_path))
+    result = run("evaluate", "--model", out, "--dataset", "fashion-mnist", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: could not download"), result.stderr
+    assert f"http://127.0.0.1:{port}/" in result.stderr  # where it tried
+    assert "by hand" in result.stderr and "NNSCRATCH_MIRRORS" in result.stderr  # what to do
+
+
+def test_ctrl_c_while_loading_data_exits_without_a_traceback(trained, tmp_path, silent_mirror):
+    out, _ = trained
+    server, url = silent_mirror
+    env = cli_env(NNSCRATCH_MIRRORS=url, NNSCRATCH_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen(nnscratch_command() + ["evaluate", "--model", str(out), "--dataset",
+                                                   "fashion-mnist"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        server.settimeout(60)
+        connection, _ = server.accept()  # the command is now waiting for the download
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        connection.close()
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and "Aborted" in stderr
 
 
 # ----------------------------------------------------------------- show and plot

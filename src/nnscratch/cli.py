@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from nnscratch import __version__
-from nnscratch.errors import ConfigError, ModelFileError, NnscratchError, TrainingDivergedError
+from nnscratch.errors import (ConfigError, ModelFileError, NnscratchError, ShapeError,
+                              TrainingDivergedError)
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -94,6 +95,14 @@ def _wants_images(model) -> bool:
     return len(getattr(model, "input_shape", (784,))) == 3
 
 
+def _check_takes_digit_images(model, source: str) -> None:
+    """The datasets and prepare_digit give 28x28 images; a model built for other inputs cannot use them."""
+    shape = tuple(getattr(model, "input_shape", (784,)))
+    if math.prod(shape) != 28 * 28:
+        raise ShapeError(f"{source}: this {type(model).__name__} takes inputs of shape {shape}, "
+                         "not 28x28 digit images (784 values)")
+
+
 def _predict_scores(model, x, batch_size: int = 500):
     import numpy as np
 
@@ -110,7 +119,9 @@ def _load_model_arg(model_path):
     path = Path(model_path)
     if path.is_dir():
         path = path / MODEL_NAME
-    return nnio.load_model(path), str(path)
+    model = nnio.load_model(path)
+    _check_takes_digit_images(model, str(path))
+    return model, str(path)
 
 
 def _describe_model(model) -> str:
@@ -227,6 +238,23 @@ def _build_augment(s: dict, image_shape: bool):
         return augmenter(x_batch.reshape(-1, 1, 28, 28), rng).reshape(x_batch.shape)
 
     return augment_flat
+
+
+# Files a run writes: a directory holding any of them is never reused silently.
+RUN_FILES = (MODEL_NAME, CHECKPOINT_NAME, "history.json", "history.csv", "loss.png",
+             "accuracy.png", "confusion.png", "misclassified.png")
+
+
+def _check_new_run_dir(out: Path) -> None:
+    """Refuse an --out that is a file or already holds a run; other files in it are left alone."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory")
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing:
+        resume = (f"resume it with `nnscratch train --resume {out}` or "
+                  if CHECKPOINT_NAME in existing else "")
+        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}), which train never "
+                          f"overwrites: {resume}choose another --out")
 
 
 def _new_run_dir(model: str) -> Path:
@@ -369,6 +397,33 @@ def _merge_state(checkpoint) -> dict:
     return state
 
 
+# What each saved setting must be, so that a checkpoint from elsewhere fails as a
+# clear error instead of a TypeError deep inside training.
+_SETTING_CHOICES = {"model": MODEL_KINDS, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES}
+_SETTING_TYPES = {"epochs": int, "batch_size": int, "seed": int, "limit": (int, type(None)),
+                  "lr": (int, float), "weight_decay": (int, float), "dropout": (int, float, type(None)),
+                  "batchnorm": bool, "augment": bool}
+
+
+def _saved_settings(checkpoint, path: Path) -> dict:
+    """The settings a checkpoint of `nnscratch train` was made with, checked."""
+    saved = checkpoint.args.get("settings")
+    if not isinstance(saved, dict) or not set(saved) <= set(TRAIN_DEFAULTS):
+        raise ModelFileError(f"{path}: not a checkpoint of `nnscratch train` "
+                             "(its saved settings are missing or unknown)")
+    settings = {**TRAIN_DEFAULTS, **saved}
+    for key, value in settings.items():
+        if key in _SETTING_CHOICES:
+            fits = value in _SETTING_CHOICES[key]
+        elif key == "hidden":
+            fits = isinstance(value, list) and all(isinstance(h, int) for h in value)
+        else:
+            fits = isinstance(value, _SETTING_TYPES[key])
+        if not fits:
+            raise ModelFileError(f"{path}: corrupt checkpoint: saved setting {key} is {value!r}")
+    return settings
+
+
 def _run_label(s: dict) -> str:
     extras = []
     if s["model"] in ("two-layer", "mlp"):
@@ -398,8 +453,7 @@ def cmd_train(args) -> int:
         if not ckpt_path.exists():
             raise ModelFileError(f"{ckpt_path}: no checkpoint to resume from")
         checkpoint = nnio.load_checkpoint(ckpt_path)
-        settings = dict(TRAIN_DEFAULTS)
-        settings.update(checkpoint.args.get("settings", {}))
+        settings = _saved_settings(checkpoint, ckpt_path)
         given = [key for key in (*TRAIN_DEFAULTS, "out") if key != "epochs" and getattr(args, key) is not None]
         if given:
             print("note: --resume continues with the saved settings; ignoring "
@@ -413,10 +467,7 @@ def cmd_train(args) -> int:
     _check_settings(settings)
 
     if checkpoint is None:
-        for existing in (CHECKPOINT_NAME, MODEL_NAME):
-            if (out / existing).exists():
-                raise ConfigError(f"{out} already holds a run ({existing}); resume it with "
-                                  f"`nnscratch train --resume {out}` or choose another --out")
+        _check_new_run_dir(out)
 
     image_input = settings["model"] in ("simple-cnn", "deep-cnn")
     (x_train, t_train), (x_test, t_test) = _load_data(
@@ -447,7 +498,13 @@ def cmd_train(args) -> int:
          f"{settings['epochs']} epochs of batch {settings['batch_size']}, seed {settings['seed']}")
     _say(f"Output: {out}")
     if checkpoint is not None:
-        trainer.load_state_dict(_merge_state(checkpoint))
+        try:
+            trainer.load_state_dict(_merge_state(checkpoint))
+        except NnscratchError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a forged or foreign state
+            raise ModelFileError(f"{ckpt_path}: corrupt checkpoint: cannot restore the "
+                                 f"training state ({type(exc).__name__}: {exc})") from exc
         where = (f"epoch {trainer.epoch + 1}, batch {trainer.batch_index}/{trainer.batches_per_epoch}"
                  if trainer.batch_index else f"epoch {trainer.epoch + 1}")
         _say(f"Resuming at {where}")
@@ -504,7 +561,8 @@ def _finish_run(out: Path, model, history, settings, x_test, t_test) -> None:
     written += _save_training_plots(out, history, x_test, labels, predicted, settings["dataset"])
 
     _say(f"Test accuracy {100 * test_acc:.2f}% ({int(np.sum(predicted == labels))}/{len(labels)}) "
-         f"after {len(history.epochs)} epochs, {summary['training_seconds']:.1f} s of training")
+         f"after {len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}, "
+         f"{summary['training_seconds']:.1f} s of training")
     _say(f"Saved in {out}: {'  '.join(written)}")
     _say(f"Next: nnscratch evaluate --model {out / MODEL_NAME}")
 
@@ -687,7 +745,12 @@ def cmd_plot(args) -> int:
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Descriptions as written, and "(default: X)" only where X tells the reader something."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -729,7 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="network: two-layer (book 5.7), mlp (MultiLayerNet), "
                             "simple-cnn (book 7.5), deep-cnn (book 8.1) [mlp]")
     train.add_argument("--hidden", type=int, nargs="+", metavar="SIZE", default=None,
-                       help="hidden layer sizes, e.g. --hidden 256 128 (mlp) [256; two-layer 100]")
+                       help="hidden layer sizes, e.g. --hidden 256 128 (mlp; the other models have one) "
+                            "[mlp 256; two-layer and simple-cnn 100; deep-cnn 50]")
     train.add_argument("--epochs", type=int, default=None, help="passes over the training set [5]")
     train.add_argument("--batch-size", type=int, default=None, help="images per update [100]")
     train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=None, help="update rule [adam]")
@@ -746,7 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="dataset [mnist]")
     train.add_argument("--limit", type=int, default=None, metavar="N",
                        help="use only the first N training and N test images (quick runs)")
-    train.add_argument("--out", metavar="DIR", default=None, help="output directory [runs/<model>-<time>]")
+    train.add_argument("--out", metavar="DIR", default=None, help="output directory; one that already holds a run is refused, never overwritten "
+                            "[runs/<model>-<time>]")
     train.add_argument("--resume", metavar="DIR", default=None,
                        help="continue the run saved in DIR (its checkpoint.npz) with its saved settings; "
                             "--epochs may raise the number of epochs")

@@ -338,6 +338,18 @@ def _model_record(model) -> dict:
     return {"class": type(model).__name__, "config": _to_json(config, None, "config")}
 
 
+def _file_header(file_format: str, model) -> dict:
+    """The metadata every model file and checkpoint starts with."""
+    _check_registered(model)
+    return {
+        "format": file_format,
+        "format_version": FORMAT_VERSION,
+        "nnscratch_version": __version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": _model_record(model),
+    }
+
+
 def _check_registered(model) -> None:
     from nnscratch.models.registry import MODELS
 
@@ -410,15 +422,8 @@ def save_model(model, path, *, summary: dict | None = None) -> Path:
     pathlib.Path
         The path written.
     """
-    _check_registered(model)
-    metadata = {
-        "format": MODEL_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "nnscratch_version": __version__,
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": _model_record(model),
-        "summary": _to_json(summary, None, "summary") if summary is not None else None,
-    }
+    metadata = _file_header(MODEL_FORMAT, model)
+    metadata["summary"] = _to_json(summary, None, "summary") if summary is not None else None
     return _write_container(path, metadata, _model_arrays(model))
 
 
@@ -599,23 +604,17 @@ def save_checkpoint(path, trainer_state: dict, *, model, optimizer, args: dict |
     args : dict, optional
         JSON-able run arguments.
     """
-    _check_registered(model)
+    metadata = _file_header(CHECKPOINT_FORMAT, model)
     arrays = _model_arrays(model)
-    optimizer_record = _optimizer_record(optimizer, arrays)
-    metadata = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "nnscratch_version": __version__,
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": _model_record(model),
-        "optimizer": optimizer_record,
+    metadata.update({
+        "optimizer": _optimizer_record(optimizer, arrays),
         # Dropout masks come from the model's own generators; resuming must continue them.
         "model_rng_state": _to_json(
             model.get_rng_state() if hasattr(model, "get_rng_state") else {}, arrays, "model rng"
         ),
         "trainer_state": _to_json(trainer_state, arrays, "trainer_state"),
         "args": _to_json(args or {}, None, "args"),
-    }
+    })
     return _write_container(path, metadata, arrays)
 
 
