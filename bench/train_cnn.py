@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="folder for checkpoint.npz, history.json, model.npz")
     p.add_argument("--resume", default=None, help="checkpoint.npz to continue from")
     p.add_argument("--save", default=None, help="where to save the final model (nnscratch.io format)")
+    p.add_argument("--figures", default=None,
+                   help="folder for filters_before_after.png and misclassified.png (needs matplotlib)")
     return p.parse_args(argv)
 
 
@@ -87,6 +89,10 @@ def main(argv=None):
     else:
         cls = {"SimpleConvNet": SimpleConvNet, "DeepConvNet": DeepConvNet}[args.model]
         model, optimizer = cls(seed=args.seed), Adam(lr=args.lr)
+
+    # The first layer's filters as initialised (a resumed run rebuilds them from the seed).
+    initial_filters = type(model)(**{**model.config, "seed": args.seed}).params["W1"].copy() \
+        if args.resume else model.params["W1"].copy()
 
     out = None
     if args.out:
@@ -133,6 +139,15 @@ def main(argv=None):
     for path in filter(None, [args.save, out and os.path.join(out, "model.npz")]):
         save_model(model, path, summary=summary)
         print(f"saved {path} ({os.path.getsize(path) / 1e6:.2f} MB)", flush=True)
+    if args.figures:
+        from nnscratch.plots.conv import plot_filters_before_after, plot_misclassified
+
+        os.makedirs(args.figures, exist_ok=True)
+        plot_filters_before_after(initial_filters, model.params["W1"],
+                                  os.path.join(args.figures, "filters_before_after.png"))
+        path, wrong = plot_misclassified(model, x_test, t_test, os.path.join(args.figures, "misclassified.png"),
+                                         max_images=30)
+        print(f"figures in {args.figures}: {len(wrong)} misclassified test digits", flush=True)
 
 
 if __name__ == "__main__":
