@@ -142,7 +142,7 @@ def check_targets(y: np.ndarray, t, name: str = "t") -> np.ndarray:
     raises ShapeError naming both accepted shapes. Shared by
     :func:`cross_entropy_error` and :class:`nnscratch.layers.SoftmaxWithLoss`.
     """
-    t = np.asarray(t)
+    t = t if hasattr(t, "shape") else np.asarray(t)
     n, c = y.shape
     if t.shape == y.shape:
         return t

@@ -209,7 +209,8 @@ class SoftmaxWithLoss(Layer):
         self.single_sample = False
 
     def forward(self, x, t):
-        t = np.asarray(t)
+        if not hasattr(t, "shape"):  # a label or a list; arrays (also of another backend) stay as they are
+            t = np.asarray(t)
         self.single_sample = x.ndim == 1
         if self.single_sample:
             t = t.reshape(1, -1) if t.shape == x.shape else t.reshape(-1)
