@@ -142,12 +142,13 @@ def test_train_writes_model_history_plots_and_checkpoint(trained):
 
 
 def test_default_output_directory_and_latest_link(tmp_path):
-    result = run("train", "--limit", 500, "--epochs", 1, "--hidden", 8, cwd=tmp_path)
+    result = run("train", "--limit", 500, "--epochs", 1, "--hidden", 8, "--no-plots", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = [p for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
     assert len(runs) == 1 and runs[0].name.startswith("mlp-")
     assert (tmp_path / "runs" / "latest" / "model.npz").is_file()
     assert (tmp_path / "runs" / "latest").resolve() == runs[0].resolve()
+    assert not list(runs[0].glob("*.png"))  # --no-plots
 
 
 def test_train_refuses_to_overwrite_a_run(trained, tmp_path):

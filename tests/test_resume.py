@@ -1,12 +1,18 @@
 """Safe resumption: Ctrl-C, kill -9 and divergence never cost more than the current epoch,
 and a resumed run ends with exactly the weights of an uninterrupted one."""
 
+import fcntl
 import json
 import os
+import pty
 import re
+import select
+import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -20,9 +26,18 @@ from nnscratch.optimizers import build_optimizer
 from nnscratch.training import Trainer
 
 # Dropout, batch norm and augmentation all draw random numbers or keep state:
-# resuming must continue every one of them exactly.
-TRAIN_ARGS = ["--limit", "4000", "--epochs", "3", "--hidden", "256", "256", "--batch-size", "40",
-              "--dropout", "0.2", "--batchnorm", "--augment", "--seed", "5"]
+# resuming must continue every one of them exactly. Many small batches make a run
+# that is quick (about 0.3 s an epoch) yet leaves a signal sent on the first sign of
+# progress in epoch 1 or 2 a good half second to land before the run ends.
+BATCHES_PER_EPOCH = 400
+
+
+def train_args(epochs=3):
+    return ["--limit", "4000", "--epochs", str(epochs), "--hidden", "128", "128", "--batch-size", "10",
+            "--dropout", "0.2", "--batchnorm", "--augment", "--seed", "5", "--no-plots"]
+
+
+TRAIN_ARGS = train_args()
 
 
 def nnscratch_command() -> list[str]:
@@ -39,21 +54,48 @@ def run(*args, timeout=180):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(*args):
-    return subprocess.Popen(nnscratch_command() + [str(a) for a in args], env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class TerminalRun:
+    """`nnscratch` with stderr on a pseudo-terminal, as in a shell, so that tqdm draws its
+    progress bar there: the bar is the signal that training really is inside an epoch,
+    so no test has to guess with a sleep."""
 
+    def __init__(self, *args):
+        self.controller, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+        self.proc = subprocess.Popen(nnscratch_command() + [str(a) for a in args], env=cli_env(),
+                                     stdout=subprocess.PIPE, stderr=terminal, text=True)
+        os.close(terminal)
+        self.terminal_text = ""
 
-def wait_for_epoch_line(proc, epoch):
-    """Read stdout until the line of ``epoch``; return that epoch's duration in seconds."""
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        match = re.match(rf"epoch {epoch}/\d+ .* ([\d.]+) s$", line.strip())
-        if match:
-            return float(match.group(1))
-    proc.kill()
-    raise AssertionError("training ended before epoch %d:\n%s%s" % (epoch, "".join(seen), proc.stderr.read()))
+    def _read(self, until=None, timeout=120) -> bool:
+        """Collect terminal output until ``until`` matches (True) or the terminal closes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([self.controller], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(self.controller, 4096)
+            except OSError:  # EIO: the command exited and its end of the terminal closed
+                chunk = b""
+            if not chunk:
+                return False
+            self.terminal_text += chunk.decode(errors="replace")
+            if until is not None and re.search(until, self.terminal_text):
+                return True
+        raise AssertionError(f"no {until!r} within {timeout} s:\n{self.terminal_text}")
+
+    def wait_inside_epoch(self, epoch, batches=BATCHES_PER_EPOCH):
+        """Return once the bar shows at least one batch of ``epoch`` done."""
+        if not self._read(rf"epoch {epoch}/\d+:[^\r\n]*\s[1-9]\d*/{batches}\b"):
+            self.proc.kill()
+            raise AssertionError(f"training ended before epoch {epoch}:\n{self.terminal_text}")
+
+    def finish(self, timeout=120):
+        """Wait for the command to exit; return its stdout and what it wrote to the terminal."""
+        self._read(timeout=timeout)
+        stdout, _ = self.proc.communicate(timeout=timeout)
+        os.close(self.controller)
+        return stdout, self.terminal_text
 
 
 def weights(model_path):
@@ -80,22 +122,22 @@ def reference(tmp_path_factory):
 
 def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_path):
     out = tmp_path / "interrupted"
-    proc = start("train", *TRAIN_ARGS, "--out", out)
-    seconds = wait_for_epoch_line(proc, 1)
-    time.sleep(0.4 * seconds)  # well inside epoch 2
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stdout + stderr
-    assert f"Interrupted: resume with nnscratch train --resume {out}" in stderr
-    assert "Traceback" not in stderr
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(1)
+    training.proc.send_signal(signal.SIGINT)
+    stdout, terminal = training.finish()
+    assert training.proc.returncode == 130, stdout + terminal
+    assert f"Interrupted: resume with nnscratch train --resume {out}" in terminal
+    assert "Traceback" not in terminal
     assert not (out / "model.npz").exists()
 
     state = nnio.load_checkpoint(out / "checkpoint.npz").trainer_state
-    assert state["epoch"] == 1 and 0 < state["batch_index"] < 100, (state["epoch"], state["batch_index"])
+    assert 0 < state["batch_index"] < BATCHES_PER_EPOCH, (state["epoch"], state["batch_index"])
 
-    result = run("train", "--resume", out)
+    result = run("train", "--resume", out, "--no-plots")
     assert result.returncode == 0, result.stderr
-    assert f"Resuming at epoch 2, batch {state['batch_index']}/100" in result.stdout
+    assert (f"Resuming at epoch {state['epoch'] + 1}, batch {state['batch_index']}/{BATCHES_PER_EPOCH}"
+            in result.stdout)
     assert_same_weights(out / "model.npz", reference / "model.npz")
     resumed = json.loads((out / "history.json").read_text())
     assert resumed["train_loss"] == json.loads((reference / "history.json").read_text())["train_loss"]
@@ -103,35 +145,33 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_
 
 def test_second_ctrl_c_aborts_and_leaves_a_valid_checkpoint(tmp_path):
     out = tmp_path / "aborted"
-    proc = start("train", *TRAIN_ARGS, "--out", out)
-    seconds = wait_for_epoch_line(proc, 1)
-    time.sleep(0.4 * seconds)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)  # impatient: the second one may hit the checkpoint write
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stdout + stderr
-    assert "Traceback" not in stderr
-    # Whichever checkpoint survived (epoch 1, or the interrupted point) is complete.
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(2)  # epoch 1's checkpoint is on disk
+    training.proc.send_signal(signal.SIGINT)
+    training.proc.send_signal(signal.SIGINT)  # impatient: the second one may hit the checkpoint write
+    stdout, terminal = training.finish()
+    assert training.proc.returncode == 130, stdout + terminal
+    assert "Traceback" not in terminal
+    # Whichever checkpoint survived (an epoch's end, or the interrupted point) is complete.
     checkpoint = nnio.load_checkpoint(out / "checkpoint.npz")
-    assert checkpoint.trainer_state["epoch"] == 1
+    assert checkpoint.trainer_state["epoch"] >= 1
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]  # no temporary left behind
 
 
 def test_kill_9_mid_epoch_loses_at_most_that_epoch(reference, tmp_path):
     out = tmp_path / "killed"
-    proc = start("train", *TRAIN_ARGS, "--out", out)
-    seconds = wait_for_epoch_line(proc, 1)
-    time.sleep(0.4 * seconds)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(2)
+    training.proc.send_signal(signal.SIGKILL)
+    training.finish(timeout=60)
+    assert training.proc.returncode == -signal.SIGKILL
 
     checkpoint = nnio.load_checkpoint(out / "checkpoint.npz")  # intact: written atomically
     assert checkpoint.trainer_state["epoch"] >= 1
     assert checkpoint.trainer_state["batch_index"] == 0  # epoch checkpoints only
     assert not (out / "model.npz").exists()
 
-    result = run("train", "--resume", out)
+    result = run("train", "--resume", out, "--no-plots")
     assert result.returncode == 0, result.stderr
     assert_same_weights(out / "model.npz", reference / "model.npz")
 
@@ -139,33 +179,38 @@ def test_kill_9_mid_epoch_loses_at_most_that_epoch(reference, tmp_path):
 def test_resume_can_train_longer(reference, tmp_path):
     # --epochs is the one setting a resume may change: a finished run continues.
     out = tmp_path / "longer"
-    result = run("train", *[a if a != "3" else "2" for a in TRAIN_ARGS], "--out", out)
+    result = run("train", *train_args(epochs=2), "--out", out)
     assert result.returncode == 0, result.stderr
-    result = run("train", "--resume", out, "--epochs", 3, "--lr", 5)
+    result = run("train", "--resume", out, "--epochs", 3, "--lr", 5, "--no-plots")
     assert result.returncode == 0, result.stderr
     assert "ignoring --lr" in result.stderr
-    assert "epoch 3/3" in result.stdout and "epoch 1/3" not in result.stdout
+    assert "epoch 3/3" in result.stdout and "epoch 2/3" not in result.stdout
     assert_same_weights(out / "model.npz", reference / "model.npz")
 
 
-def test_divergence_stops_with_the_learning_rate_and_keeps_the_last_checkpoint(tmp_path):
+def continue_reference_run(reference, out):
+    """A copy of the finished reference run's checkpoint, to be continued with --epochs 4."""
+    out.mkdir()
+    shutil.copy(reference / "checkpoint.npz", out / "checkpoint.npz")
+    return nnio.load_checkpoint(out / "checkpoint.npz")
+
+
+def test_divergence_stops_with_the_learning_rate_and_keeps_the_last_checkpoint(reference, tmp_path):
     out = tmp_path / "diverged"
-    result = run("train", "--limit", 1000, "--epochs", 1, "--hidden", 16, "--out", out)
-    assert result.returncode == 0, result.stderr
-    # Continue that run with an absurd learning rate (as a user who edited it would).
-    checkpoint = nnio.load_checkpoint(out / "checkpoint.npz")
+    # Continue a finished run with an absurd learning rate (as a user who edited it would).
+    checkpoint = continue_reference_run(reference, out)
     checkpoint.args["settings"]["lr"] = 1e6
     checkpoint.optimizer.lr = 1e6
     nnio.save_checkpoint(out / "checkpoint.npz", checkpoint.trainer_state, model=checkpoint.model,
                          optimizer=checkpoint.optimizer, args=checkpoint.args)
     good = (out / "checkpoint.npz").read_bytes()
 
-    result = run("train", "--resume", out, "--epochs", 3)
+    result = run("train", "--resume", out, "--epochs", 4)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: training diverged"), result.stderr
     assert "lr=1e+06" in lines[0] and "smaller learning rate" in lines[0]
-    assert f"last good checkpoint (end of epoch 1) is kept in {out / 'checkpoint.npz'}" in lines[0]
+    assert f"last good checkpoint (end of epoch 3) is kept in {out / 'checkpoint.npz'}" in lines[0]
     assert (out / "checkpoint.npz").read_bytes() == good
 
 
@@ -180,12 +225,35 @@ def test_divergence_in_the_first_epoch(tmp_path, optimizer):
     assert not (out / "model.npz").exists() and not (out / "checkpoint.npz").exists()
 
 
-def test_resume_errors(tmp_path):
-    result = run("train", "--resume", tmp_path)
-    assert result.returncode == 2 and "no checkpoint to resume from" in result.stderr
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_resume_errors(reference, tmp_path):
+    assert_one_line_error(run("train", "--resume", tmp_path), "no checkpoint to resume from")
     (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 this is not a checkpoint")
-    result = run("train", "--resume", tmp_path)
-    assert result.returncode == 2 and "checkpoint.npz" in result.stderr and "Traceback" not in result.stderr
+    assert_one_line_error(run("train", "--resume", tmp_path), "checkpoint.npz")
+    assert_one_line_error(run("train", "--resume", reference / "model.npz"), "this is a model file")
+
+
+@pytest.mark.parametrize("forge, message", [
+    (lambda ckpt: ckpt.args["settings"].update(epochs="3"), "saved setting epochs is '3'"),
+    (lambda ckpt: ckpt.args["settings"].update(model="os.system"), "saved setting model"),
+    (lambda ckpt: ckpt.args.update(settings=None), "not a checkpoint of `nnscratch train`"),
+    (lambda ckpt: ckpt.trainer_state.update(epoch="two"), "cannot restore the training state"),
+], ids=["epochs-text", "unknown-model", "no-settings", "epoch-text"])
+def test_forged_checkpoint_settings_are_a_clear_error(reference, tmp_path, forge, message):
+    # Checksums only catch accidents: these files carry valid ones.
+    out = tmp_path / "forged"
+    checkpoint = continue_reference_run(reference, out)
+    forge(checkpoint)
+    nnio.save_checkpoint(out / "checkpoint.npz", checkpoint.trainer_state, model=checkpoint.model,
+                         optimizer=checkpoint.optimizer, args=checkpoint.args)
+    assert_one_line_error(run("train", "--resume", out, "--epochs", 4), "checkpoint.npz", message)
 
 
 def test_checkpoint_glue_resumes_mid_epoch_exactly(tmp_path):

@@ -528,11 +528,11 @@ def cmd_train(args) -> int:
               f"Interrupted: resume with nnscratch train --resume {out}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
-    _finish_run(out, model, history, settings, x_test, t_test)
+    _finish_run(out, model, history, settings, x_test, t_test, plots=not args.no_plots)
     return 0
 
 
-def _finish_run(out: Path, model, history, settings, x_test, t_test) -> None:
+def _finish_run(out: Path, model, history, settings, x_test, t_test, *, plots: bool) -> None:
     import numpy as np
 
     from nnscratch import io as nnio
@@ -558,7 +558,8 @@ def _finish_run(out: Path, model, history, settings, x_test, t_test) -> None:
     with nnio.atomic_write(out / "history.csv", "w") as f:
         history.to_csv(f)
     written = [MODEL_NAME, "history.json", "history.csv"]
-    written += _save_training_plots(out, history, x_test, labels, predicted, settings["dataset"])
+    if plots:
+        written += _save_training_plots(out, history, x_test, labels, predicted, settings["dataset"])
 
     _say(f"Test accuracy {100 * test_acc:.2f}% ({int(np.sum(predicted == labels))}/{len(labels)}) "
          f"after {len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}, "
@@ -816,6 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run saved in DIR (its checkpoint.npz) with its saved settings; "
                             "--epochs may raise the number of epochs")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch lines remain)")
+    train.add_argument("--no-plots", action="store_true",
+                       help="skip the PNG plots (a few seconds quicker; model and history are still saved)")
     train.set_defaults(func=cmd_train)
 
     # -- evaluate
