@@ -3,6 +3,8 @@ central-difference gradients in float64, and ShapeErrors that name the sizes."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnscratch.errors import ShapeError
 from nnscratch.layers.conv import (AvgPooling, Convolution, Flatten, Pooling, col2im,
@@ -243,3 +245,22 @@ def test_conv_output_size():
     assert conv_output_size(28, 5) == 24
     with pytest.raises(ShapeError):
         conv_output_size(7, 2, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       fh=st.integers(1, 4), fw=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2))
+def test_shape_logic_for_any_geometry(n, c, h, w, fh, fw, stride, pad):
+    """Either the geometry fits and im2col/col2im match their definitions, or ShapeError says why."""
+    x = np.random.default_rng(n * 100 + h * 10 + w).standard_normal((n, c, h, w))
+    fits = all(f <= s + 2 * pad and (s + 2 * pad - f) % stride == 0 for s, f in ((h, fh), (w, fw)))
+    if not fits:
+        with pytest.raises(ShapeError, match="padded input|does not fit"):
+            im2col(x, fh, fw, stride, pad)
+        return
+    col = im2col(x, fh, fw, stride, pad)
+    np.testing.assert_array_equal(col, slow_im2col(x, fh, fw, stride, pad))
+    np.testing.assert_allclose(col2im(col, x.shape, fh, fw, stride, pad),
+                               slow_col2im(col, x.shape, fh, fw, stride, pad), atol=1e-12)
+    out = Convolution(np.ones((2, c, fh, fw)), np.zeros(2), stride=stride, pad=pad).forward(x)
+    assert out.shape == (n, 2, (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1)
