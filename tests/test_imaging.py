@@ -91,6 +91,20 @@ def test_same_digit_at_any_size_and_place_gives_nearly_the_same_input(tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.85
 
 
+def test_a_fine_pen_on_a_large_canvas_gets_mnist_thick_strokes(tmp_path):
+    # A 5-pixel pen on a 1000x1000 canvas: scaled down as is, the strokes would
+    # become a faint hairline a tenth of a pixel wide.
+    thin = tmp_path / "thin.png"
+    draw_seven(size=(1000, 1000), width_frac=0.008).save(thin)
+    field = check_mnist_like(prepare_digit(thin))
+    ink_share = (field > 0.5).mean()
+    # MNIST digits cover 10 to 20 percent of the field with strokes 2-3 pixels wide.
+    assert 0.05 < ink_share < 0.25, ink_share
+    thick = tmp_path / "thick.png"
+    draw_seven(size=(1000, 1000)).save(thick)
+    assert np.corrcoef(field.ravel(), prepare_digit(thick)[0].ravel())[0, 1] > 0.8
+
+
 def test_rgba_with_transparent_background_is_composited_on_white(tmp_path):
     image = Image.new("RGBA", (200, 200), (0, 0, 0, 0))  # transparent *black* paper
     draw = ImageDraw.Draw(image)

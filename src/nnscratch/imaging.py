@@ -25,6 +25,14 @@ DIGIT_BOX = 20   # side of the box the digit is scaled to fit
 _INK_THRESHOLD = 0.1
 # Less contrast than this between paper and darkest stroke means there is no digit.
 _MIN_CONTRAST = 0.08
+# MNIST strokes are about a tenth of the digit's size (2 to 3 pixels in the 20-pixel box).
+# A fine pen on a large canvas draws strokes far thinner, which scaling would turn into a
+# faint hairline the network has never seen: strokes under _THIN_STROKE of the digit's
+# size are widened to _MNIST_STROKE first.
+_THIN_STROKE = 0.06
+_MNIST_STROKE = 0.1
+# Larger crops are shrunk to this side before widening, which keeps the widening cheap.
+_WORK_SIDE = 200
 
 
 def _describe(image) -> str:
@@ -112,14 +120,60 @@ def _resize(patch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
 
 
+def _stroke_width(ink: np.ndarray) -> float:
+    """Typical stroke width in pixels of a boolean ink mask.
+
+    A long stroke of width w and length L covers w * L pixels, of which about 2 * L
+    lie on its edge (an ink pixel with a paper pixel beside it).
+    """
+    inner = ink.copy()
+    inner[1:] &= ink[:-1]
+    inner[:-1] &= ink[1:]
+    inner[:, 1:] &= ink[:, :-1]
+    inner[:, :-1] &= ink[:, 1:]
+    area = np.count_nonzero(ink)
+    return 2.0 * area / max(area - np.count_nonzero(inner), 1)
+
+
+def _dilate(patch: np.ndarray, size: int) -> np.ndarray:
+    """Grey-level dilation by a size x size square; the result grows by size - 1 on each axis."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    for axis in (0, 1):
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (size - 1, size - 1)
+        patch = sliding_window_view(np.pad(patch, padding), size, axis=axis).max(axis=-1)
+    return patch
+
+
+def _widen_thin_strokes(patch: np.ndarray) -> np.ndarray:
+    """Widen strokes thinner than _THIN_STROKE of the digit's size to MNIST's proportion."""
+    long_side = max(patch.shape)
+    width = _stroke_width(patch > 0.5)
+    if width >= _THIN_STROKE * long_side:
+        return patch
+    if long_side > _WORK_SIDE:
+        scale = _WORK_SIDE / long_side
+        patch = _resize(patch, (max(1, round(patch.shape[0] * scale)),
+                                max(1, round(patch.shape[1] * scale))))
+        width, long_side = width * scale, max(patch.shape)
+        top = patch.max()
+        if top > 0:  # the shrunken hairline is faint: make its core full ink again
+            patch = patch / top
+    grow = round(_MNIST_STROKE * long_side - width)
+    return _dilate(patch, grow + 1) if grow > 0 else patch
+
+
 def prepare_digit(image) -> np.ndarray:
     """Prepare one digit picture the way MNIST digits were prepared.
 
     Steps: grey levels (transparent pixels count as white paper); invert when
     the background, judged from the border pixels, is lighter than the ink;
     stretch so that paper is 0 and the darkest stroke is 1; crop to the ink's
-    bounding box; scale to fit a 20x20 box keeping the aspect ratio (Lanczos
-    anti-aliasing); paste into a 28x28 field with the centre of mass at (14, 14).
+    bounding box; widen strokes much thinner than MNIST's (a fine pen on a
+    large canvas) to about a tenth of the digit's size; scale to fit a 20x20
+    box keeping the aspect ratio (Lanczos anti-aliasing); paste into a 28x28
+    field with the centre of mass at (14, 14).
 
     Parameters
     ----------
@@ -169,6 +223,7 @@ def prepare_digit(image) -> np.ndarray:
     cols = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=0))
     patch = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     patch = np.where(patch > _INK_THRESHOLD / 2, patch, 0.0)  # drop faint paper texture
+    patch = _widen_thin_strokes(patch)
 
     height, width = patch.shape
     scale = DIGIT_BOX / max(height, width)
