@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "Adam": "optimizers",
     "build_optimizer": "optimizers",
     "Trainer": "training",
+    "Augmenter": "augment",
     "History": "training",
     "StepDecay": "training",
     "CosineDecay": "training",
