@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from nnscratch.errors import ImageInputError
 from nnscratch.imaging import prepare_digit, prepare_digits
@@ -103,6 +103,40 @@ def test_a_fine_pen_on_a_large_canvas_gets_mnist_thick_strokes(tmp_path):
     thick = tmp_path / "thick.png"
     draw_seven(size=(1000, 1000)).save(thick)
     assert np.corrcoef(field.ravel(), prepare_digit(thick)[0].ravel())[0, 1] > 0.8
+
+
+def photo_of_a_seven(path, shadow_paper, seed=0):
+    """A phone photo, more or less: paper from 230 down to ``shadow_paper`` across a
+    shadow, a slightly blurred pen stroke, sensor noise, JPEG."""
+    size = 600
+    ys, xs = np.mgrid[0:size, 0:size]
+    paper = 230 - (230 - shadow_paper) * (xs + ys) / (2 * size)
+    stroke = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(stroke).line([(220, 150), (390, 150), (285, 470)], fill=255, width=30, joint="curve")
+    ink = np.asarray(stroke.filter(ImageFilter.GaussianBlur(2)), dtype=np.float64) / 255
+    noise = np.random.default_rng(seed).normal(0, 5, paper.shape)
+    pixels = np.clip(paper * (1 - ink) + 50 * ink + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=75)
+    return path
+
+
+@pytest.mark.parametrize("shadow_paper", [230, 170, 120], ids=["even-light", "mild-shadow", "deep-shadow"])
+def test_photo_with_noise_and_a_shadow_is_cropped_to_the_digit(tmp_path, shadow_paper):
+    # Lone noisy pixels and shadowed paper used to count as ink: the crop took in the
+    # whole photo and the digit ended up a fraction of the 20x20 box.
+    field = check_mnist_like(prepare_digit(photo_of_a_seven(tmp_path / "photo.jpg", shadow_paper)))
+    clean = tmp_path / "clean.png"
+    draw_seven(size=(600, 600), box=(0.37, 0.25, 0.65, 0.78)).save(clean)
+    assert np.corrcoef(field.ravel(), prepare_digit(clean)[0].ravel())[0, 1] > 0.7
+
+
+def test_ink_touching_an_edge_is_not_taken_for_a_shadow(tmp_path):
+    path = tmp_path / "edge.png"
+    image = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(image).line([(150, 0), (279, 0), (200, 200)], fill=0, width=18)
+    image.save(path)
+    field = check_mnist_like(prepare_digit(path))
+    assert field[:8].sum() > 0.15 * field.sum()  # the 7's bar is still there
 
 
 def test_rgba_with_transparent_background_is_composited_on_white(tmp_path):

@@ -33,6 +33,10 @@ _THIN_STROKE = 0.06
 _MNIST_STROKE = 0.1
 # Larger crops are shrunk to this side before widening, which keeps the widening cheap.
 _WORK_SIDE = 200
+# Paper whose edges differ by more than this (median of each side) is unevenly lit.
+_UNEVEN_PAPER = 0.06
+# A shadow varies slowly: a map of the paper this many pixels a side is fine enough.
+_PAPER_MAP_SIDE = 64
 
 
 def _describe(image) -> str:
@@ -101,12 +105,56 @@ def _array_to_gray(array: np.ndarray) -> np.ndarray:
     return a / 255.0 if a.max() > 1 else a
 
 
-def _border_level(gray: np.ndarray) -> float:
+def _border_sides(gray: np.ndarray) -> list[np.ndarray]:
+    """The pixels along the top, bottom, left and right edges (5% of the side deep)."""
     ring = max(1, min(gray.shape) // 20)
-    border = np.concatenate([
-        gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel(),
-    ])
-    return float(np.median(border))
+    return [gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()]
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate(_border_sides(gray))
+
+
+def _square_filter(image: np.ndarray, size: int, reduce, *, grow: bool = False) -> np.ndarray:
+    """``reduce`` (np.max: dilation, np.min: erosion) over every size x size square.
+
+    With ``grow`` the result is size - 1 larger on each axis (squares overlapping
+    the edge count the outside as 0); otherwise it keeps the shape, edge pixels
+    repeated outwards.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    for axis in (0, 1):
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (size - 1, size - 1) if grow else (size // 2, size - 1 - size // 2)
+        padded = np.pad(image, padding, mode="constant" if grow else "edge")
+        image = reduce(sliding_window_view(padded, size, axis=axis), axis=-1)
+    return image
+
+
+def _paper_level(ink: np.ndarray):
+    """The paper's level under every pixel of ``ink`` (ink bright, paper dark).
+
+    Evenly lit paper has one level, read off the border. A shadow or a lamp
+    makes it vary across the picture: then a median over squares a third of
+    the picture wide, where strokes are the minority, follows the paper and
+    drops the strokes. The border is extended by odd reflection, which carries
+    a shadow's gradient on past the edge instead of flattening it. This runs on
+    a copy shrunk to at most _PAPER_MAP_SIDE pixels a side, to stay cheap.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    # Medians per side: a stroke touching one edge moves none of them, a shadow does.
+    side_levels = [np.median(side) for side in _border_sides(ink)]
+    if max(side_levels) - min(side_levels) < _UNEVEN_PAPER:
+        return float(np.median(_border(ink)))
+    height, width = ink.shape
+    scale = min(1.0, _PAPER_MAP_SIDE / max(height, width))
+    small = _resize(ink, (max(1, round(height * scale)), max(1, round(width * scale))))
+    size = max(3, max(small.shape) // 3) | 1
+    padded = np.pad(small, size // 2, mode="reflect", reflect_type="odd")
+    windows = sliding_window_view(padded, (size, size)).reshape(*small.shape, -1)
+    return _resize(np.median(windows, axis=-1), (height, width))
 
 
 def _resize(patch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -135,17 +183,6 @@ def _stroke_width(ink: np.ndarray) -> float:
     return 2.0 * area / max(area - np.count_nonzero(inner), 1)
 
 
-def _dilate(patch: np.ndarray, size: int) -> np.ndarray:
-    """Grey-level dilation by a size x size square; the result grows by size - 1 on each axis."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    for axis in (0, 1):
-        padding = [(0, 0), (0, 0)]
-        padding[axis] = (size - 1, size - 1)
-        patch = sliding_window_view(np.pad(patch, padding), size, axis=axis).max(axis=-1)
-    return patch
-
-
 def _widen_thin_strokes(patch: np.ndarray) -> np.ndarray:
     """Widen strokes thinner than _THIN_STROKE of the digit's size to MNIST's proportion."""
     long_side = max(patch.shape)
@@ -161,7 +198,7 @@ def _widen_thin_strokes(patch: np.ndarray) -> np.ndarray:
         if top > 0:  # the shrunken hairline is faint: make its core full ink again
             patch = patch / top
     grow = round(_MNIST_STROKE * long_side - width)
-    return _dilate(patch, grow + 1) if grow > 0 else patch
+    return _square_filter(patch, grow + 1, np.max, grow=True) if grow > 0 else patch
 
 
 def prepare_digit(image) -> np.ndarray:
@@ -169,8 +206,9 @@ def prepare_digit(image) -> np.ndarray:
 
     Steps: grey levels (transparent pixels count as white paper); invert when
     the background, judged from the border pixels, is lighter than the ink;
-    stretch so that paper is 0 and the darkest stroke is 1; crop to the ink's
-    bounding box; widen strokes much thinner than MNIST's (a fine pen on a
+    take away the paper (its level is mapped across the picture when a shadow
+    or a lamp lights it unevenly); stretch so that paper is 0 and the darkest
+    stroke is 1; crop to the ink's bounding box, ignoring lone noisy pixels; widen strokes much thinner than MNIST's (a fine pen on a
     large canvas) to about a tenth of the digit's size; scale to fit a 20x20
     box keeping the aspect ratio (Lanczos anti-aliasing); paste into a 28x28
     field with the centre of mass at (14, 14).
@@ -208,19 +246,30 @@ def prepare_digit(image) -> np.ndarray:
     if not np.all(np.isfinite(gray)):
         raise ImageInputError(f"{name}: the image holds NaN or infinite values")
 
-    background = _border_level(gray)
-    ink = 1.0 - gray if background > 0.5 else gray
-    paper = 1.0 - background if background > 0.5 else background
+    light_paper = np.median(_border(gray)) > 0.5
+    ink = 1.0 - gray if light_paper else gray
+    paper = _paper_level(ink)
+    ink = ink - paper
+    if light_paper:
+        # Light falls on ink and paper alike: dividing by the paper's brightness makes
+        # a stroke in a shadow as dark as one in full light.
+        ink = ink / np.maximum(1.0 - paper, _MIN_CONTRAST)
     strongest = float(ink.max())
-    if strongest - paper < _MIN_CONTRAST:
+    if strongest < _MIN_CONTRAST:
         raise ImageInputError(
             f"{name}: no digit found: the image is blank "
             "(draw the digit darker than the paper, or lighter on a dark background)"
         )
-    ink = np.clip((ink - paper) / (strongest - paper), 0.0, 1.0)
+    ink = np.clip(ink / strongest, 0.0, 1.0)
 
-    rows = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=1))
-    cols = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=0))
+    # Ink must also be ink on average over its 3x3 square: a lone noisy pixel of a
+    # photo then no longer stretches the crop, while a 1-pixel line keeps a third
+    # of its value.
+    is_ink = (ink > _INK_THRESHOLD) & (_square_filter(ink, 3, np.mean) > _INK_THRESHOLD)
+    rows = np.flatnonzero(is_ink.any(axis=1))
+    cols = np.flatnonzero(is_ink.any(axis=0))
+    if rows.size == 0:  # only specks
+        raise ImageInputError(f"{name}: no digit found: the ink is too small or too faint")
     patch = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     patch = np.where(patch > _INK_THRESHOLD / 2, patch, 0.0)  # drop faint paper texture
     patch = _widen_thin_strokes(patch)
