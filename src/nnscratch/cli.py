@@ -135,6 +135,10 @@ def _describe_model(model) -> str:
     return f"{name}, {count:,} parameters"
 
 
+def _epochs(count: int) -> str:
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
 def _percent(value) -> str:
     return "  n/a " if value is None else f"{100 * value:6.2f}%"
 
@@ -495,7 +499,7 @@ def cmd_train(args) -> int:
     dataset = settings["dataset"].upper() if settings["dataset"] == "mnist" else settings["dataset"]
     _say(f"Training {_run_label(settings)} on {dataset} "
          f"({len(x_train)} training / {len(x_test)} test images), "
-         f"{settings['epochs']} epochs of batch {settings['batch_size']}, seed {settings['seed']}")
+         f"{_epochs(settings['epochs'])} of batch {settings['batch_size']}, seed {settings['seed']}")
     _say(f"Output: {out}")
     if checkpoint is not None:
         try:
@@ -562,7 +566,7 @@ def _finish_run(out: Path, model, history, settings, x_test, t_test, *, plots: b
         written += _save_training_plots(out, history, x_test, labels, predicted, settings["dataset"])
 
     _say(f"Test accuracy {100 * test_acc:.2f}% ({int(np.sum(predicted == labels))}/{len(labels)}) "
-         f"after {len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}, "
+         f"after {_epochs(len(history.epochs))}, "
          f"{summary['training_seconds']:.1f} s of training")
     _say(f"Saved in {out}: {'  '.join(written)}")
     _say(f"Next: nnscratch evaluate --model {out / MODEL_NAME}")
