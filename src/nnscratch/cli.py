@@ -532,7 +532,14 @@ def cmd_train(args) -> int:
               f"Interrupted: resume with nnscratch train --resume {out}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
-    _finish_run(out, model, history, settings, x_test, t_test, plots=not args.no_plots)
+    try:
+        _finish_run(out, model, history, settings, x_test, t_test, plots=not args.no_plots)
+    except KeyboardInterrupt:
+        # Training itself is done and in the last epoch's checkpoint: resuming only saves.
+        print(f"\nAborted while saving the results; the trained weights are in "
+              f"{out / CHECKPOINT_NAME}: nnscratch train --resume {out} writes them out",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     return 0
 
 
