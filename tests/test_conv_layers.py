@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnscratch.calculus import numerical_gradient
 from nnscratch.errors import ShapeError
 from nnscratch.layers.conv import (AvgPooling, Convolution, Flatten, Pooling, col2im,
                                    conv_output_size, im2col)
@@ -13,17 +14,7 @@ from nnscratch.layers.conv import (AvgPooling, Convolution, Flatten, Pooling, co
 
 def numerical_grad(f, x, h=1e-5):
     """Central differences of the scalar f() with respect to x (perturbed in place)."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        fp = f()
-        flat[i] = old - h
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * h)
-    return grad
+    return numerical_gradient(lambda _: f(), x, h)
 
 
 def rel_err(a, b):
@@ -66,6 +57,9 @@ GEOMETRIES = [  # (N, C, H, W, FH, FW, stride, pad)
     (3, 2, 6, 6, 2, 2, 2, 0),
     (2, 4, 4, 4, 3, 3, 1, 2),
     (1, 1, 9, 7, 5, 3, 2, 0),
+    (2, 2, 4, 5, 2, 2, 1, 2),   # stride 1 with pad > FH-1: dx by col2im, not the flipped-filter path
+    (1, 2, 5, 3, 3, 1, 1, 1),   # 3x1 kernel: pad fits the height but not the width (col2im path)
+    (1, 3, 4, 4, 1, 1, 1, 0),   # 1x1 kernel
 ]
 
 
@@ -264,3 +258,130 @@ def test_shape_logic_for_any_geometry(n, c, h, w, fh, fw, stride, pad):
                                slow_col2im(col, x.shape, fh, fw, stride, pad), atol=1e-12)
     out = Convolution(np.ones((2, c, fh, fw)), np.zeros(2), stride=stride, pad=pad).forward(x)
     assert out.shape == (n, 2, (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1)
+
+
+def _layers_for_reuse_checks(rng):
+    return [
+        Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), pad=1),
+        Convolution(rng.standard_normal((3, 2, 2, 2)), rng.standard_normal(3), stride=2),
+        Pooling(2, 2, stride=2),           # tiled path
+        Pooling(3, 3, stride=1, pad=1),    # window path
+        AvgPooling(2, 2, stride=2),
+        AvgPooling(3, 3, stride=1, pad=1),
+    ]
+
+
+@pytest.mark.parametrize("train_flg", [True, False])
+def test_returned_arrays_are_not_overwritten_by_later_calls(train_flg):
+    """Layers reuse scratch memory; nothing they hand out may change afterwards."""
+    rng = np.random.default_rng(10)
+    for layer in _layers_for_reuse_checks(rng):
+        x1, x2 = rng.standard_normal((2, 2, 2, 6, 6))
+        out1 = layer.forward(x1, train_flg)
+        kept_out1 = out1.copy()
+        dx1 = layer.backward(np.ones_like(out1))
+        kept_dx1 = dx1.copy()
+        out2 = layer.forward(x2, train_flg)
+        dx2 = layer.backward(rng.standard_normal(out2.shape))
+        np.testing.assert_array_equal(out1, kept_out1, err_msg=repr(layer))
+        np.testing.assert_array_equal(dx1, kept_dx1, err_msg=repr(layer))
+        assert not np.shares_memory(out1, out2) and not np.shares_memory(dx1, dx2)
+        assert not np.shares_memory(out2, x2) and not np.shares_memory(dx2, x2)
+
+
+def test_changing_the_output_or_input_in_place_does_not_change_backward():
+    rng = np.random.default_rng(11)
+    for layer in _layers_for_reuse_checks(rng):
+        x = rng.standard_normal((2, 2, 6, 6))
+        dout = rng.standard_normal(layer.forward(x).shape)
+        expected = layer.backward(dout).copy()
+        x_own = x.copy()
+        out = layer.forward(x_own)
+        out += 100.0          # e.g. a caller adding a bias in place
+        x_own *= -1.0         # or reusing its input buffer
+        np.testing.assert_array_equal(layer.backward(dout), expected, err_msg=repr(layer))
+
+
+def test_backward_after_an_inference_forward():
+    """Saliency maps run forward in inference mode, then backward: it must be exact."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 2, 5, 5))
+    for layer in (Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), pad=1),
+                  Pooling(3, 3, stride=2, pad=1), Pooling(5, 5, stride=5)):
+        out = layer.forward(x, train_flg=False)
+        r = rng.standard_normal(out.shape)
+        dx = layer.backward(r)
+        assert rel_err(dx, numerical_grad(lambda: float(np.sum(layer.forward(x, False) * r)), x)) <= 1e-6
+        for key, value in layer.params.items():
+            layer.forward(x, train_flg=False)
+            layer.backward(r)
+            analytic = layer.grads[key].copy()
+            numeric = numerical_grad(lambda: float(np.sum(layer.forward(x, False) * r)), value)
+            assert rel_err(analytic, numeric) <= 1e-6, key
+
+
+def test_max_pooling_windows_larger_than_256_pixels():
+    """Window positions once lived in a uint8: a maximum at position 288 of a 17x17 window was lost."""
+    x = np.zeros((1, 1, 18, 18))
+    x[0, 0, 16, 16] = 5.0
+    layer = Pooling(17, 17, stride=1)
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 5.0))
+    dx = layer.backward(np.ones_like(out))
+    expected = np.zeros_like(x)
+    expected[0, 0, 16, 16] = 4.0  # all four windows hold that pixel
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_float32_stays_float32_through_every_layer():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    for layer in _layers_for_reuse_checks(np.random.default_rng(14)):
+        if layer.params:  # a float32 twin of the float64 convolution
+            layer = Convolution(layer.W.astype(np.float32), layer.b.astype(np.float32),
+                                stride=layer.stride, pad=layer.pad)
+        out = layer.forward(x)
+        dx = layer.backward(np.ones_like(out))
+        assert out.dtype == dx.dtype == np.float32, repr(layer)
+        assert all(g.dtype == np.float32 for g in layer.grads.values())
+    assert im2col(x, 3, 3).dtype == np.float32
+    assert col2im(np.ones((16, 18), np.float32), x.shape, 3, 3).dtype == np.float32
+
+
+def test_non_contiguous_inputs_give_the_same_results():
+    rng = np.random.default_rng(15)
+    base = rng.standard_normal((2, 6, 12, 3))
+    x = base.transpose(0, 3, 1, 2)[:, :, :, ::2]  # (2, 3, 6, 6), neither C- nor F-ordered
+    assert not x.flags.c_contiguous and not x.flags.f_contiguous
+    for layer in (Convolution(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2), stride=1, pad=1),
+                  Pooling(2, 2, stride=2), Pooling(3, 3, stride=3), AvgPooling(3, 3, stride=1)):
+        out = layer.forward(x)
+        # Same values up to summation order (the memory order may change it).
+        np.testing.assert_allclose(out, layer.forward(np.ascontiguousarray(x)), rtol=1e-12, atol=1e-12)
+        dout = rng.standard_normal(out.shape)
+        dx = layer.backward(dout)
+        layer.forward(x)
+        np.testing.assert_allclose(dx, layer.backward(np.asfortranarray(dout)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(im2col(x, 3, 3, 1, 1), slow_im2col(x, 3, 3, 1, 1))
+
+
+def test_im2col_returns_a_new_writable_array():
+    x = np.random.default_rng(16).standard_normal((1, 1, 3, 3))
+    col = im2col(x, 1, 1)
+    assert col.flags.writeable and not np.shares_memory(col, x)
+    col[:] = 0
+    assert np.count_nonzero(x) == 9
+
+
+def test_more_shape_errors_name_the_sizes():
+    with pytest.raises(ShapeError, match=r"stride 2 does not fit the padded input width 7 with window 2"):
+        im2col(np.zeros((1, 1, 6, 5)), 2, 2, stride=2, pad=1)
+    with pytest.raises(ShapeError, match=r"window width 4 is larger than the padded input width 3"):
+        AvgPooling(1, 4).forward(np.zeros((1, 1, 5, 3)))
+    with pytest.raises(ShapeError, match=r"pad 2 must be smaller than the window 2x2"):
+        Pooling(2, 2, stride=2, pad=2)
+    for args in [(28, 3, 0), (28, 3, 1, -1), (28, 0), (0, 3)]:
+        with pytest.raises(ShapeError, match="must be a (positive|non-negative) integer"):
+            conv_output_size(*args)
+    with pytest.raises(ShapeError, match=r"x has 1 channels \(shape \(1, 1, 8, 8\)\) but the filters W \(2, 3, 5, 5\)"):
+        Convolution(np.zeros((2, 3, 5, 5)), np.zeros(2)).forward(np.zeros((1, 1, 8, 8)))

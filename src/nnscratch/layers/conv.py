@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from .core import Layer
+from .core import Layer, _grad_property, _param_property
 
 __all__ = [
     "conv_output_size",
@@ -52,10 +52,15 @@ def conv_output_size(size: int, filter_size: int, stride: int = 1, pad: int = 0,
     Raises
     ------
     ShapeError
-        If the window is larger than the padded input, or if the stride does
+        If a size is not a positive integer (``pad``: non-negative), if the
+        window is larger than the padded input, or if the stride does
         not tile the padded input exactly (the book silently drops the
         remainder, which hides mistakes in a network's sizes).
     """
+    size = _positive_int(size, f"input {axis}")
+    filter_size = _positive_int(filter_size, f"window {axis}")
+    stride = _positive_int(stride, "stride")
+    pad = _positive_int(pad, "pad", allow_zero=True)
     padded = size + 2 * pad
     if filter_size > padded:
         raise ShapeError(
@@ -182,7 +187,11 @@ def im2col(input_data, filter_h: int, filter_w: int, stride: int = 1, pad: int =
     ow = conv_output_size(w, fw, stride, pad, axis="width")
     xp = _pad_nhwc(_channels_last(x), pad)                  # (N, Hp, Wp, C)
     win = _windows_nhwc(xp, fh, fw, stride)                 # (N, OH, OW, FH, FW, C)
-    return win.transpose(0, 1, 2, 5, 3, 4).reshape(n * oh * ow, c * fh * fw)
+    # Always a new array, as the book's: reshaping the window view could hand
+    # back a read-only view of input_data itself (1x1 windows).
+    col = np.empty((n * oh * ow, c * fh * fw), dtype=x.dtype, like=x)
+    np.copyto(col.reshape(n, oh, ow, c, fh, fw), win.transpose(0, 1, 2, 5, 3, 4))
+    return col
 
 
 def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
@@ -221,25 +230,6 @@ def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
 
 # --------------------------------------------------------------------------
 # layers
-
-
-def _param_property(key: str, doc: str):
-    """Book attribute (``layer.W``) reading/writing ``params[key]``; keeps a same-shaped grad array."""
-
-    def get(self):
-        return self.params[key]
-
-    def set(self, value):
-        self.params[key] = value
-        grad = self.grads.get(key)
-        if grad is None or grad.shape != value.shape or grad.dtype != value.dtype:
-            self.grads[key] = np.zeros_like(value)
-
-    return property(get, set, doc=doc)
-
-
-def _grad_property(key: str, doc: str):
-    return property(lambda self: self.grads[key], doc=doc)
 
 
 class Convolution(Layer):
@@ -282,8 +272,10 @@ class Convolution(Layer):
         # unrolled output gradient (backward): tens of MB that would otherwise
         # be freshly mapped, page-faulted and zeroed by the OS at every step.
         self._scratch = None
-        self._col = None
+        self._col = None      # training forward: the unrolled input, in _scratch
+        self._x_padded = None  # inference forward: the padded input, unrolled only if backward is called
         self._x_shape = None
+        self._padded_shape = None
         self._out_shape = None
 
     W = _param_property("W", "Filters, shape (FN, C, FH, FW) (same array as ``params['W']``).")
@@ -318,7 +310,10 @@ class Convolution(Layer):
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
         out = col @ w2d                                                 # (N*OH*OW, FN)
         out += b
-        self._col = col if train_flg else None  # inference keeps no cache
+        # Inference keeps no unrolled copy (it would pin a large array per layer);
+        # a backward after it (saliency maps) unrolls the padded input again.
+        self._col = col if train_flg else None
+        self._x_padded = None if train_flg else xp
         self._x_shape = x.shape
         self._padded_shape = xp.shape
         self._out_shape = (n, fn, oh, ow)
@@ -326,16 +321,18 @@ class Convolution(Layer):
 
     def backward(self, dout) -> np.ndarray | None:
         """dout : (N, FN, OH, OW) -> dx : (N, C, H, W); fills ``grads['W']``, ``grads['b']``."""
-        if self._col is None:
-            raise RuntimeError("Convolution.backward called before forward")
+        if self._col is None and self._x_padded is None:
+            raise RuntimeError("Convolution.backward needs a forward pass first "
+                               "(each training forward serves one backward)")
         _check_dout(dout, self._out_shape, "Convolution")
         W = self.params["W"]
         fn, c, fh, fw = W.shape
         n, _, h, w = self._x_shape
+        col = self._col if self._col is not None else _im2col_nhwc(self._x_padded, fh, fw, self.stride)
         dout2d = _channels_last(dout).reshape(-1, fn)                   # (N*OH*OW, FN)
         # Column sums as a matrix-vector product: ~10x faster than np.sum(axis=0) on (N*OH*OW, FN).
         np.matmul(np.ones(dout2d.shape[0], dtype=dout2d.dtype, like=dout2d), dout2d, out=self.grads["b"])
-        dw2d = self._col.T @ dout2d                                     # (FH*FW*C, FN)
+        dw2d = col.T @ dout2d                                           # (FH*FW*C, FN)
         np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
         self._col = None  # consumed: its scratch memory may now hold dcol
         if not self.compute_input_grad:
@@ -355,10 +352,13 @@ class Convolution(Layer):
         return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
 
 
+def _window_index_dtype(window_size: int):
+    """Dtype for a position inside a window: one byte up to 16x16, more beyond."""
+    return np.uint8 if window_size <= 256 else np.intp
+
+
 class _Pool2d(Layer):
     """Shared machinery of max and average pooling over ``(N, C, H, W)``."""
-
-    _name = "Pooling"
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0):
         super().__init__()
@@ -392,36 +392,53 @@ class Pooling(_Pool2d):
     """Max pooling of ``(N, C, H, W)`` images (book chapter 7).
 
     The gradient of a window goes to its first maximum (row-major order), as
-    the book's ``argmax`` does. Padding, if any, never wins (it is ``-inf``).
+    the book's ``argmax`` does. Padding, if any, never wins (it is ``-inf``);
+    ``pad`` must be smaller than the window, so that no window is all padding.
     """
 
-    _name = "Pooling"
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0):
+        super().__init__(pool_h, pool_w, stride, pad)
+        if self.pad >= min(self.pool_h, self.pool_w):
+            raise ShapeError(
+                f"Pooling: pad {self.pad} must be smaller than the window {self.pool_h}x{self.pool_w}; "
+                f"otherwise some windows hold only padding and their maximum is -inf")
+        # Where each output's maximum is inside its window, (N, OH, OW, C): all
+        # that backward needs. Never a view of the input or of the returned
+        # output, so a caller changing either in place cannot corrupt backward.
+        self._argmax = None
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, C, OH, OW)."""
         x, oh, ow = self._prepare(x)
-        x_nhwc = np.ascontiguousarray(_channels_last(x))
+        x_nhwc = _channels_last(x)
+        n, _, _, c = x_nhwc.shape
+        index_dtype = _window_index_dtype(self.pool_h * self.pool_w)
         if self._tiled:
-            tiles = self._tiles(x_nhwc, oh, ow)
-            out = np.maximum(tiles[0], tiles[1]) if len(tiles) > 1 else tiles[0].copy()
-            for tile in tiles[2:]:
-                np.maximum(out, tile, out=out)                          # (N, OH, OW, C)
-            self._tiles_cache, self._max = tiles, out
+            tiles = self._tiles(np.ascontiguousarray(x_nhwc), oh, ow)
+            out = tiles[0].copy()                                       # (N, OH, OW, C)
+            argmax = np.zeros(out.shape, dtype=index_dtype, like=out)
+            better = np.empty(out.shape, dtype=bool, like=out)
+            for k, tile in enumerate(tiles[1:], start=1):
+                # Strictly greater, so a tie stays with the earlier offset (as argmax).
+                # k only grows, so "k where better, else keep" is a maximum: branch-free,
+                # several times faster than a masked copy of a random mask.
+                np.greater(tile, out, out=better)
+                np.maximum(argmax, np.multiply(better, k, dtype=index_dtype), out=argmax)
+                np.maximum(out, tile, out=out)
         else:
             xp = _pad_nhwc(x_nhwc, self.pad, fill=-np.inf)
-            win = _windows_nhwc(xp, self.pool_h, self.pool_w, self.stride)
-            n, _, _, c = x_nhwc.shape
-            win = win.reshape(n, oh, ow, self.pool_h * self.pool_w, c)
-            arg = win.argmax(axis=3).astype(np.uint8)
-            out = np.take_along_axis(win, arg[:, :, :, None, :].astype(np.intp), axis=3)[:, :, :, 0]
             self._padded_shape = xp.shape
-            self._arg = arg
+            win = _windows_nhwc(xp, self.pool_h, self.pool_w, self.stride)
+            win = win.reshape(n, oh, ow, self.pool_h * self.pool_w, c)
+            argmax = win.argmax(axis=3).astype(index_dtype)
+            out = np.take_along_axis(win, argmax[:, :, :, None, :].astype(np.intp), axis=3)[:, :, :, 0]
+        self._argmax = argmax
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, dout) -> np.ndarray:
         """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
-        if self._x_shape is None:
-            raise RuntimeError("Pooling.backward called before forward")
+        if self._argmax is None:
+            raise RuntimeError("Pooling.backward needs a forward pass first")
         _check_dout(dout, self._out_shape, "Pooling")
         n, c, h, w = self._x_shape
         _, _, oh, ow = self._out_shape
@@ -429,22 +446,13 @@ class Pooling(_Pool2d):
         ph, pw = self.pool_h, self.pool_w
         if self._tiled:
             dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
-            unclaimed = None  # windows whose maximum no earlier offset has taken
-            for k, tile in enumerate(self._tiles_cache):
+            for k in range(ph * pw):
                 i, j = divmod(k, pw)
-                hit = tile == self._max
-                if unclaimed is None:
-                    unclaimed = ~hit
-                else:
-                    hit &= unclaimed
-                    unclaimed &= ~hit
-                np.multiply(dout_nhwc, hit, out=dx[:, :, i, :, j, :])
-            self._tiles_cache = self._max = None
+                np.multiply(dout_nhwc, self._argmax == k, out=dx[:, :, i, :, j, :])
             return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-        arg = self._arg
         dcol = np.zeros((n, oh, ow, ph * pw, c), dtype=dout.dtype, like=dout)
-        np.put_along_axis(dcol, arg[:, :, :, None, :].astype(np.intp), dout_nhwc[:, :, :, None, :], axis=3)
-        dcol = dcol.reshape(n, oh, ow, ph, pw, c)
+        np.put_along_axis(dcol, self._argmax[:, :, :, None, :].astype(np.intp),
+                          dout_nhwc[:, :, :, None, :], axis=3)
         dxp = _col2im_nhwc(dcol, self._padded_shape, ph, pw, self.stride)
         p = self.pad
         return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
@@ -452,8 +460,6 @@ class Pooling(_Pool2d):
 
 class AvgPooling(_Pool2d):
     """Average pooling of ``(N, C, H, W)`` images; zero padding counts in the average."""
-
-    _name = "AvgPooling"
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, C, OH, OW)."""
