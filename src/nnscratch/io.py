@@ -375,8 +375,10 @@ def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
     try:
         model = build_model(class_name, config)
     except Exception as exc:
+        shown = json.dumps(config, sort_keys=True)
+        shown = shown if len(shown) <= 300 else shown[:300] + "..."  # a forged config may be huge
         raise ModelFileError(
-            f"{path}: cannot rebuild {class_name} from its saved config {config}: {exc}"
+            f"{path}: cannot rebuild {class_name} from its saved config {shown}: {exc}"
         ) from exc
 
     buffers = getattr(model, "buffers", None) or {}
