@@ -6,25 +6,14 @@ import json
 import numpy as np
 import pytest
 
+from nnscratch.calculus import numerical_gradient
 from nnscratch.errors import ConfigError, ShapeError
 from nnscratch.models.conv import DeepConvNet, SimpleConvNet
 
 
 def numerical_gradients(loss, params, h=1e-5):
-    grads = {}
-    for key, p in params.items():
-        g = np.zeros_like(p)
-        flat, gflat = p.reshape(-1), g.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + h
-            fp = loss()
-            flat[i] = old - h
-            fm = loss()
-            flat[i] = old
-            gflat[i] = (fp - fm) / (2 * h)
-        grads[key] = g
-    return grads
+    """Central differences of loss() for every array of params (each perturbed in place)."""
+    return {key: numerical_gradient(lambda _: loss(), p, h) for key, p in params.items()}
 
 
 def assert_gradients_match(analytic, numeric):
@@ -71,6 +60,20 @@ def test_deep_convnet_gradient_matches_numerical_with_dropout():
     assert_gradients_match(analytic, numeric)
     # 12x12 -> pool 6 -> pad 2 gives 8 -> pool 4 -> pool 2: W7 has 4*2*2 rows.
     assert net.params["W7"].shape == (16, 6)
+
+
+def test_input_gradient_matches_numerical():
+    """dL/d(images) (saliency): forward in inference mode, then backward through every layer."""
+    rng = np.random.default_rng(3)
+    net = SimpleConvNet(input_dim=(1, 8, 8), conv_param={"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1},
+                        hidden_size=5, output_size=3, weight_init_std=0.5, seed=2, dtype="float64")
+    x = rng.standard_normal((2, 1, 8, 8))
+    t = np.array([2, 0])
+    assert net.layers["Conv1"].compute_input_grad is False  # training never needs it
+    numeric = numerical_gradient(lambda _: net.loss(x, t, train_flg=False), x, 1e-5)
+    assert_gradients_match({"x": net.input_gradient(x, t)}, {"x": numeric})
+    assert net.layers["Conv1"].compute_input_grad is False  # switched back off
+    assert net.input_gradient(x[0], t[0]).shape == (1, 8, 8)
 
 
 def test_deep_convnet_has_the_book_architecture():

@@ -54,19 +54,15 @@ def _conv_param(param, name: str) -> dict:
 
 
 class _ConvModel(LayerModel):
-    """Shared pieces: chunked inference and the first layer's skipped input gradient."""
-
-    def _finish(self):
-        first = next(iter(self.layers.values()))
-        # Nobody needs dL/d(images) when training; skipping it saves a GEMM.
-        first.compute_input_grad = False
-        self._register_layers()
+    """A LayerModel that runs inference in chunks, bounding the im2col memory."""
 
     def _scores(self, x, train_flg):
         if train_flg or x.shape[0] <= _INFERENCE_CHUNK:
             return super()._scores(x, train_flg)
-        return np.concatenate([super(_ConvModel, self)._scores(x[i:i + _INFERENCE_CHUNK], False)
-                               for i in range(0, x.shape[0], _INFERENCE_CHUNK)])
+        chunks = []
+        for start in range(0, x.shape[0], _INFERENCE_CHUNK):
+            chunks.append(super()._scores(x[start:start + _INFERENCE_CHUNK], False))
+        return np.concatenate(chunks)
 
 
 class SimpleConvNet(_ConvModel):
@@ -128,7 +124,7 @@ class SimpleConvNet(_ConvModel):
             "Relu2": Relu(),
             "Affine2": Affine(normal(hidden_size, output_size), np.zeros(output_size, dt)),
         }
-        self._finish()
+        self._register_layers()  # also skips the first layer's unused dL/d(images)
         self.config = {
             "input_dim": list(input_dim),
             "conv_param": conv_param,
@@ -224,7 +220,7 @@ class DeepConvNet(_ConvModel):
         self.layers["Dropout1"] = Dropout(dropout_ratio, rng=dropout_seed_1)
         self.layers["Affine2"] = Affine(he((hidden_size, output_size), hidden_size), np.zeros(output_size, dt))
         self.layers["Dropout2"] = Dropout(dropout_ratio, rng=dropout_seed_2)
-        self._finish()
+        self._register_layers()  # also skips the first layer's unused dL/d(images)
         self.config = {
             "input_dim": list(input_dim),
             **{f"conv_param_{i}": p for i, p in enumerate(conv_params, start=1)},
