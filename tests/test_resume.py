@@ -170,10 +170,13 @@ def test_kill_9_mid_epoch_loses_at_most_that_epoch(reference, tmp_path):
     assert checkpoint.trainer_state["epoch"] >= 1
     assert checkpoint.trainer_state["batch_index"] == 0  # epoch checkpoints only
     assert not (out / "model.npz").exists()
+    # What a kill during a checkpoint write leaves (under a name atomic_write would use).
+    (out / ".checkpoint.npz.k1ll3d.tmp").write_bytes(b"PK\x03\x04 half a checkpoint")
 
     result = run("train", "--resume", out, "--no-plots")
     assert result.returncode == 0, result.stderr
     assert_same_weights(out / "model.npz", reference / "model.npz")
+    assert not list(out.glob(".*.tmp"))  # resuming cleared it
 
 
 def test_resume_can_train_longer(reference, tmp_path):

@@ -261,6 +261,13 @@ def _check_new_run_dir(out: Path) -> None:
                           f"overwrites: {resume}choose another --out")
 
 
+def _remove_unfinished_writes(out: Path) -> None:
+    """Delete temporary files that a killed run left half-written (atomic_write's names)."""
+    for name in RUN_FILES:
+        for leftover in out.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def _new_run_dir(model: str) -> Path:
     runs = Path("runs")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -465,6 +472,7 @@ def cmd_train(args) -> int:
         if args.epochs is not None:
             settings["epochs"] = args.epochs
         out = ckpt_path.parent
+        _remove_unfinished_writes(out)
     else:
         settings = _settings_from_args(args)
         out = Path(args.out) if args.out else _new_run_dir(settings["model"])
