@@ -174,6 +174,8 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_filter_and_misclassified_plots(tmp_path):
+    from PIL import Image
+
     from nnscratch.plots.conv import plot_filters, plot_filters_before_after, plot_misclassified
 
     rng = np.random.default_rng(9)
@@ -181,8 +183,17 @@ def test_filter_and_misclassified_plots(tmp_path):
     before = net.params["W1"].copy()
     after = before + rng.standard_normal(before.shape).astype(np.float32)
     png = b"\x89PNG\r\n\x1a\n"
-    plot_filters(after, tmp_path / "filters.png", title="W1")
-    plot_filters_before_after(before, after, tmp_path / "before_after.png")
+    figure = plot_filters(after, tmp_path / "filters.png", title="W1", ncols=4)
+    shown = [ax.images[0].get_array() for ax in figure.axes if ax.images]
+    assert len(shown) == 6 and len(figure.axes) == 8  # 2 rows of 4, the last two blank
+    for k in range(6):
+        np.testing.assert_array_equal(shown[k], after[k, 0])
+    figure = plot_filters_before_after(before, after, tmp_path / "before_after.png")
+    for subfigure, W in zip(figure.subfigs, (before, after)):
+        shown = [ax.images[0].get_array() for ax in subfigure.axes if ax.images]
+        assert len(shown) == 6
+        for k in range(6):
+            np.testing.assert_array_equal(shown[k], W[k, 0])
     for name in ("filters.png", "before_after.png"):
         assert (tmp_path / name).read_bytes()[:8] == png
     x = rng.random((30, 1, 28, 28), dtype=np.float32)
@@ -190,5 +201,16 @@ def test_filter_and_misclassified_plots(tmp_path):
     path, wrong = plot_misclassified(net, x, t, tmp_path / "wrong.png", max_images=4)
     np.testing.assert_array_equal(wrong, np.flatnonzero(net.predict(x).argmax(axis=1) != t))
     assert path.read_bytes()[:8] == png
+    # The captions of wrong predictions are drawn in red.
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert np.any((pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90))
     with pytest.raises(ShapeError):
         plot_filters_before_after(before, after[:3], tmp_path / "bad.png")
+    with pytest.raises(ConfigError, match="channel"):
+        plot_filters(after, channel=1)
+    with pytest.raises(ConfigError, match="ncols"):
+        plot_filters_before_after(before, after, ncols=0)
+    with pytest.raises(ConfigError, match="max_images"):
+        plot_misclassified(net, x, t, tmp_path / "none.png", max_images=0)
+    with pytest.raises(ConfigError, match="nothing to show"):
+        plot_misclassified(net, x[:1], net.predict(x[:1]).argmax(axis=1), tmp_path / "none.png")
