@@ -321,6 +321,13 @@ def test_predict_bad_images(trained, tmp_path):
     assert_one_line_error(run("predict", text, "--model", out), "notes.png")
     assert_one_line_error(run("predict", tmp_path, "--model", out), "is a directory")
     assert_one_line_error(run("predict", tmp_path / "nowhere.png", "--model", out), "no such image")
+    # Among good ones, each bad file gets its own error line and the good ones are still read.
+    one = draw_digit_one(tmp_path / "one.png")
+    result = run("predict", blank, one, text, "--model", out, "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and "blank.png" in errors[0] and "notes.png" in errors[1], errors
+    assert [entry["path"] for entry in json.loads(result.stdout)] == [str(one)]
 
 
 def test_a_model_for_other_inputs_is_refused(tmp_path):

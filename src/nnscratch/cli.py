@@ -668,21 +668,34 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import numpy as np
 
+    from nnscratch.errors import ImageInputError
     from nnscratch.functions import softmax
     from nnscratch.imaging import prepare_digit
 
     model, source = _load_model_arg(args.model)
-    images = np.stack([prepare_digit(path) for path in args.images])  # (N, 1, 28, 28)
+    # Like other tools given many files: an unreadable one gets its own error line
+    # (and exit status 2), the others are still read.
+    paths, images = [], []
+    for path in args.images:
+        try:
+            images.append(prepare_digit(path))
+            paths.append(path)
+        except ImageInputError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+    status = EXIT_ERROR if len(paths) < len(args.images) else 0
+    if not paths:
+        return status
+    images = np.stack(images)  # (N, 1, 28, 28)
     probabilities = softmax(_predict_scores(model, images).astype(np.float64))
     if args.json:
         report = [{"path": str(path), "label": int(p.argmax()),
                    "probabilities": [round(float(v), 6) for v in p]}
-                  for path, p in zip(args.images, probabilities)]
+                  for path, p in zip(paths, probabilities)]
         # One object per line: readable, and still one JSON document.
         _say("[\n" + ",\n".join("  " + json.dumps(entry) for entry in report) + "\n]")
-        return 0
+        return status
     _say(f"model: {source} ({_describe_model(model)})")
-    for path, image, p in zip(args.images, images, probabilities):
+    for path, image, p in zip(paths, images, probabilities):
         top = np.argsort(p)[::-1][:3]
         ranked = ", ".join(f"{k}: {100 * p[k]:.1f}%" for k in top)
         _say(f"{path}: {top[0]}   ({ranked})")
@@ -690,7 +703,7 @@ def cmd_predict(args) -> int:
             from nnscratch.datasets.display import render_digit
 
             _say(render_digit(image[0], style="halfblocks"))
-    return 0
+    return status
 
 
 # ============================================================================ show
@@ -857,7 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="read handwritten digits from image files (PNG, JPEG ...)",
         formatter_class=_Formatter,
         description="Recognize the digit in each image. Any size, dark ink on light paper or light on\n"
-                    "dark: the picture is cropped, scaled to 20x20 and centred like MNIST digits.")
+                    "dark: the picture is cropped, scaled to 20x20 and centred like MNIST digits.\n"
+                    "A file that cannot be read gets an error line (exit status 2); the others are still read.")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--model", metavar="FILE", default=None,
                          help="model file or run directory (default: the pretrained DeepConvNet)")
