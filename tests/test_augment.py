@@ -116,3 +116,34 @@ def test_works_as_the_trainer_augment_hook():
 
     Trainer(net, Adam(), x, t, epochs=1, batch_size=10, augment=hook).fit()
     assert calls == [(10, 1, 12, 12)] * 2
+
+
+def test_augmentation_is_switchable_in_training():
+    """Off (augment=None, or an augmenter that changes nothing) trains on the exact images; on changes them."""
+    from nnscratch.models.conv import SimpleConvNet
+    from nnscratch.optimizers import Adam
+    from nnscratch.training import Trainer
+
+    rng = np.random.default_rng(7)
+    x = rng.random((20, 1, 10, 10), dtype=np.float32)
+    t = rng.integers(0, 2, 20)
+
+    def trained(augment):
+        net = SimpleConvNet(input_dim=(1, 10, 10), conv_param={"filter_num": 2, "filter_size": 3, "pad": 0,
+                                                               "stride": 1},
+                            hidden_size=4, output_size=2, weight_init_std=0.3, seed=0)
+        Trainer(net, Adam(lr=0.01), x, t, epochs=1, batch_size=10, seed=0, augment=augment).fit()
+        return net.params["W1"]
+
+    off = trained(None)
+    np.testing.assert_array_equal(trained(Augmenter(max_shift=0)), off)
+    assert not np.array_equal(trained(Augmenter(max_shift=2)), off)
+    assert not np.array_equal(trained(Augmenter(max_shift=0, rotation=20)), off)
+
+
+def test_random_shift_checks_max_shift():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="max_shift"):
+            random_shift(x, bad, np.random.default_rng(0))
+    assert Augmenter(rotation=np.float32(5)).rotation == 5.0

@@ -31,6 +31,12 @@ def _check_batch(x) -> np.ndarray:
     return x
 
 
+def _check_max_shift(max_shift) -> int:
+    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
+        raise ConfigError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+    return int(max_shift)
+
+
 def random_shift(x, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Move every image by its own random whole-pixel offset, filling with zeros.
 
@@ -46,7 +52,7 @@ def random_shift(x, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     ndarray of shape (N, C, H, W), a new array of x's dtype.
     """
     x = _check_batch(x)
-    s = int(max_shift)
+    s = _check_max_shift(max_shift)
     if s == 0:
         return x.copy()
     n, c, h, w = x.shape
@@ -138,12 +144,11 @@ class Augmenter:
     """
 
     def __init__(self, max_shift: int = 2, rotation: float = 0.0, scale: float = 0.0, *, seed=None):
-        if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
-            raise ConfigError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+        self.max_shift = _check_max_shift(max_shift)
         for name, value, upper in (("rotation", rotation, 180.0), ("scale", scale, 1.0)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < upper:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not 0 <= value < upper:
                 raise ConfigError(f"{name} must be a number in [0, {upper:g}), got {value!r}")
-        self.max_shift = int(max_shift)
         self.rotation = float(rotation)
         self.scale = float(scale)
         self.seed = seed
