@@ -96,6 +96,15 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _current_umask() -> int:
+    # Linux shows it in /proc, which leaves it alone; setting it to read it, even for
+    # an instant, would let another thread create a world-writable file meanwhile.
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
