@@ -43,8 +43,24 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_nnscratch(model_name: str, threads: int, iters: int, repeats: int) -> dict:
+def time_steps(step, iters: int, repeats: int) -> dict:
+    """Median seconds per step over ``repeats`` blocks of ``iters`` steps, and the memory they took."""
     import time
+
+    import numpy as np
+
+    rss_before = rss_now_kb()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iters):
+            step()
+        times.append((time.perf_counter() - start) / iters)
+    return {"step_s": float(np.median(times)), "rss_growth_mb": (peak_rss_kb() - rss_before) / 1024,
+            "peak_rss_mb": peak_rss_kb() / 1024}
+
+
+def run_nnscratch(model_name: str, threads: int, iters: int, repeats: int) -> dict:
     import tracemalloc
 
     import numpy as np
@@ -73,20 +89,11 @@ def run_nnscratch(model_name: str, threads: int, iters: int, repeats: int) -> di
         tracemalloc.stop()
         for _ in range(3):
             step()
-        rss_before = rss_now_kb()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(iters):
-                step()
-            times.append((time.perf_counter() - start) / iters)
-    return {"step_s": float(np.median(times)), "rss_growth_mb": (peak_rss_kb() - rss_before) / 1024,
-            "peak_rss_mb": peak_rss_kb() / 1024, "traced_peak_mb": traced_peak / 2**20}
+        result = time_steps(step, iters, repeats)
+    return {**result, "traced_peak_mb": traced_peak / 2**20}
 
 
 def run_torch(model_name: str, threads: int, iters: int, repeats: int) -> dict:
-    import time
-
     import numpy as np
     import torch
     from torch import nn
@@ -117,15 +124,7 @@ def run_torch(model_name: str, threads: int, iters: int, repeats: int) -> dict:
 
     for _ in range(5):
         step()
-    rss_before = rss_now_kb()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(iters):
-            step()
-        times.append((time.perf_counter() - start) / iters)
-    return {"step_s": float(np.median(times)), "rss_growth_mb": (peak_rss_kb() - rss_before) / 1024,
-            "peak_rss_mb": peak_rss_kb() / 1024, "traced_peak_mb": None}
+    return {**time_steps(step, iters, repeats), "traced_peak_mb": None}
 
 
 def child(argv):
