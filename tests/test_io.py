@@ -131,6 +131,8 @@ def test_missing_file_and_directory(tmp_path):
         nnio.load_model(tmp_path / "nope.npz")
     with pytest.raises(ModelFileError, match="directory"):
         nnio.load_model(tmp_path)
+    with pytest.raises(ModelFileError, match="/dev/zero: not a regular file"):
+        nnio.load_model("/dev/zero")  # endless: reading it would never finish
 
 
 def test_not_an_archive(tmp_path):

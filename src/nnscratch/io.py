@@ -269,6 +269,8 @@ def _read_container(path, expected_format: str) -> tuple[dict, dict[str, np.ndar
         raise ModelFileError(f"{path}: no such {what}")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a directory, expected a {what} (.npz)")
+    if not path.is_file():  # a device or a pipe could be read forever
+        raise ModelFileError(f"{path}: not a regular file, expected a {what} (.npz)")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path}: not a valid {what}: not an .npz archive (truncated or corrupt file?)"
