@@ -241,6 +241,8 @@ def test_resume_errors(reference, tmp_path):
     (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 this is not a checkpoint")
     assert_one_line_error(run("train", "--resume", tmp_path), "checkpoint.npz")
     assert_one_line_error(run("train", "--resume", reference / "model.npz"), "this is a model file")
+    assert_one_line_error(run("train", "--resume", reference, "--epochs", 2),
+                          "--epochs 2 is fewer than the 3 epochs")
 
 
 @pytest.mark.parametrize("forge, message", [

@@ -470,6 +470,10 @@ def cmd_train(args) -> int:
             print("note: --resume continues with the saved settings; ignoring "
                   + ", ".join("--" + key.replace("_", "-") for key in given), file=sys.stderr)
         if args.epochs is not None:
+            done = checkpoint.trainer_state.get("epoch")
+            if isinstance(done, int) and args.epochs < done:
+                raise ConfigError(f"--epochs {args.epochs} is fewer than the {_epochs(done)} "
+                                  f"{ckpt_path} has already done")
             settings["epochs"] = args.epochs
         out = ckpt_path.parent
         _remove_unfinished_writes(out)
