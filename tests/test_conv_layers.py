@@ -142,42 +142,39 @@ POOL_GEOMETRIES = [  # (N, C, H, W, PH, PW, stride, pad)
     (2, 2, 5, 5, 3, 3, 1, 0),   # overlapping windows
     (1, 3, 6, 6, 2, 2, 2, 1),   # padded
     (2, 1, 7, 5, 3, 1, 2, 0),
+    (2, 2, 5, 6, 3, 2, 1, 1),   # non-square window, padded, overlapping
 ]
 
 
+@pytest.mark.parametrize("layer_cls", [Pooling, AvgPooling])
 @pytest.mark.parametrize("geom", POOL_GEOMETRIES)
-def test_max_pooling_forward_and_backward(geom):
+def test_pooling_forward_and_backward(layer_cls, geom):
     n, c, h, w, ph, pw, s, p = geom
     rng = np.random.default_rng(6)
     x = rng.standard_normal((n, c, h, w))
-    layer = Pooling(ph, pw, stride=s, pad=p)
+    layer = layer_cls(ph, pw, stride=s, pad=p)
     out = layer.forward(x)
-    if p == 0:
-        rows = slow_im2col(x.reshape(n * c, 1, h, w), ph, pw, s, 0)
-        oh, ow = out.shape[2:]
-        np.testing.assert_array_equal(out, rows.max(axis=1).reshape(n, c, oh, ow))
+    # The definition over each window: the maximum (padding never wins) or the
+    # mean (zero padding counts).
+    reduce, fill = (np.max, -np.inf) if layer_cls is Pooling else (np.mean, 0.0)
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    rows = slow_im2col(xp.reshape(n * c, 1, h + 2 * p, w + 2 * p), ph, pw, s, 0)
+    oh, ow = out.shape[2:]
+    np.testing.assert_allclose(out, reduce(rows, axis=1).reshape(n, c, oh, ow), rtol=1e-12, atol=1e-12)
     _check_layer_gradients(layer, x, rng)
 
 
 def test_max_pooling_sends_gradient_to_first_maximum_only():
-    x = np.zeros((1, 1, 2, 2))
-    layer = Pooling(2, 2, stride=2)
+    """Ties go to the first maximum in row-major order, like the book's argmax, on both paths."""
+    layer = Pooling(2, 2, stride=2)  # tiled path
+    layer.forward(np.zeros((1, 1, 2, 2)))
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1))), [[[[1.0, 0.0], [0.0, 0.0]]]])
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 2] = x[0, 0, 2, 1] = -1.0
+    layer = Pooling(2, 2, stride=1)  # window path: each window's first 0 is its top-left pixel
     layer.forward(x)
-    dx = layer.backward(np.ones((1, 1, 1, 1)))
-    np.testing.assert_array_equal(dx, [[[[1.0, 0.0], [0.0, 0.0]]]])
-
-
-@pytest.mark.parametrize("geom", POOL_GEOMETRIES)
-def test_avg_pooling_forward_and_backward(geom):
-    n, c, h, w, ph, pw, s, p = geom
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((n, c, h, w))
-    layer = AvgPooling(ph, pw, stride=s, pad=p)
-    out = layer.forward(x)
-    rows = slow_im2col(x.reshape(n * c, 1, h, w), ph, pw, s, p)
-    oh, ow = out.shape[2:]
-    np.testing.assert_allclose(out, rows.mean(axis=1).reshape(n, c, oh, ow), rtol=1e-12, atol=1e-12)
-    _check_layer_gradients(layer, x, rng)
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 2, 2))),
+                                  [[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]])
 
 
 def test_layers_accept_channels_last_views_from_each_other():

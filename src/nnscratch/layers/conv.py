@@ -152,8 +152,13 @@ def _col2im_nhwc(col: np.ndarray, padded_shape: tuple, fh: int, fw: int,
 
 
 def _channels_last(x: np.ndarray) -> np.ndarray:
-    """``(N, C, H, W)`` -> ``(N, H, W, C)`` view (a copy only if memory is not already so)."""
+    """``(N, C, H, W)`` -> ``(N, H, W, C)`` view (no copy)."""
     return x.transpose(0, 2, 3, 1)
+
+
+def _unpad_to_nchw(xp: np.ndarray, pad: int, h: int, w: int) -> np.ndarray:
+    """Padded ``(N, H+2*pad, W+2*pad, C)`` -> the ``(N, C, H, W)`` view of its inside."""
+    return xp[:, pad:pad + h, pad:pad + w, :].transpose(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------
@@ -225,7 +230,7 @@ def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
             f"for input_shape {(n, c, h, w)}, got {tuple(getattr(col, 'shape', ()))}")
     col_nhwc = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 1, 2, 4, 5, 3)
     padded = _col2im_nhwc(col_nhwc, (n, h + 2 * pad, w + 2 * pad, c), fh, fw, stride)
-    return padded[:, pad:pad + h, pad:pad + w, :].transpose(0, 3, 1, 2)
+    return _unpad_to_nchw(padded, pad, h, w)
 
 
 # --------------------------------------------------------------------------
@@ -348,8 +353,7 @@ class Convolution(Layer):
             return (dcol @ w_flip).reshape(n, h, w, c).transpose(0, 3, 1, 2)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
         dcol = dout2d @ w2d.T                                           # (N*OH*OW, FH*FW*C)
-        dxp = _col2im_nhwc(dcol, self._padded_shape, fh, fw, self.stride)
-        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+        return _unpad_to_nchw(_col2im_nhwc(dcol, self._padded_shape, fh, fw, self.stride), p, h, w)
 
 
 def _window_index_dtype(window_size: int):
@@ -386,6 +390,30 @@ class _Pool2d(Layer):
         n, _, _, c = x_nhwc.shape
         xr = x_nhwc.reshape(n, oh, self.pool_h, ow, self.pool_w, c)
         return [xr[:, :, i, :, j, :] for i in range(self.pool_h) for j in range(self.pool_w)]
+
+    def _dout_channels_last(self, dout) -> np.ndarray:
+        """``dout`` checked against the last forward, as an ``(N, OH, OW, C)`` view."""
+        name = type(self).__name__
+        if self._x_shape is None:
+            raise RuntimeError(f"{name}.backward needs a forward pass first")
+        _check_dout(dout, self._out_shape, name)
+        return _channels_last(dout)
+
+    def _empty_tiled_dx(self, dout) -> np.ndarray:
+        """Uninitialised dx as ``(N, OH, pool_h, OW, pool_w, C)``: slice ``[:, :, i, :, j, :]`` is offset (i, j)."""
+        n, c, _, _ = self._x_shape
+        _, _, oh, ow = self._out_shape
+        return np.empty((n, oh, self.pool_h, ow, self.pool_w, c), dtype=dout.dtype, like=dout)
+
+    def _dx_from_tiles(self, dx_tiled) -> np.ndarray:
+        n, c, h, w = self._x_shape
+        return dx_tiled.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+    def _dx_from_windows(self, dcol) -> np.ndarray:
+        """dx from per-window gradients ``(N, OH, OW, pool_h, pool_w, C)``: overlaps add, padding is cut."""
+        _, _, h, w = self._x_shape
+        dxp = _col2im_nhwc(dcol, self._padded_shape, self.pool_h, self.pool_w, self.stride)
+        return _unpad_to_nchw(dxp, self.pad, h, w)
 
 
 class Pooling(_Pool2d):
@@ -437,25 +465,18 @@ class Pooling(_Pool2d):
 
     def backward(self, dout) -> np.ndarray:
         """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
-        if self._argmax is None:
-            raise RuntimeError("Pooling.backward needs a forward pass first")
-        _check_dout(dout, self._out_shape, "Pooling")
-        n, c, h, w = self._x_shape
-        _, _, oh, ow = self._out_shape
-        dout_nhwc = _channels_last(dout)                                # (N, OH, OW, C)
-        ph, pw = self.pool_h, self.pool_w
+        dout_nhwc = self._dout_channels_last(dout)                      # (N, OH, OW, C)
         if self._tiled:
-            dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
-            for k in range(ph * pw):
-                i, j = divmod(k, pw)
+            dx = self._empty_tiled_dx(dout)
+            for k in range(self.pool_h * self.pool_w):
+                i, j = divmod(k, self.pool_w)
                 np.multiply(dout_nhwc, self._argmax == k, out=dx[:, :, i, :, j, :])
-            return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-        dcol = np.zeros((n, oh, ow, ph * pw, c), dtype=dout.dtype, like=dout)
+            return self._dx_from_tiles(dx)
+        n, oh, ow, c = dout_nhwc.shape
+        dcol = np.zeros((n, oh, ow, self.pool_h * self.pool_w, c), dtype=dout.dtype, like=dout)
         np.put_along_axis(dcol, self._argmax[:, :, :, None, :].astype(np.intp),
                           dout_nhwc[:, :, :, None, :], axis=3)
-        dxp = _col2im_nhwc(dcol, self._padded_shape, ph, pw, self.stride)
-        p = self.pad
-        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+        return self._dx_from_windows(dcol)
 
 
 class AvgPooling(_Pool2d):
@@ -480,21 +501,14 @@ class AvgPooling(_Pool2d):
 
     def backward(self, dout) -> np.ndarray:
         """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
-        if self._x_shape is None:
-            raise RuntimeError("AvgPooling.backward called before forward")
-        _check_dout(dout, self._out_shape, "AvgPooling")
-        n, c, h, w = self._x_shape
-        _, _, oh, ow = self._out_shape
         ph, pw = self.pool_h, self.pool_w
-        share = _channels_last(dout) * dout.dtype.type(1.0 / (ph * pw))  # (N, OH, OW, C)
+        share = self._dout_channels_last(dout) * dout.dtype.type(1.0 / (ph * pw))  # (N, OH, OW, C)
         if self._tiled:
-            dx = np.empty((n, oh, ph, ow, pw, c), dtype=dout.dtype, like=dout)
+            dx = self._empty_tiled_dx(dout)
             dx[...] = share[:, :, None, :, None, :]
-            return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-        dcol = np.broadcast_to(share[:, :, :, None, None, :], (n, oh, ow, ph, pw, c))
-        dxp = _col2im_nhwc(dcol, self._padded_shape, ph, pw, self.stride)
-        p = self.pad
-        return dxp[:, p:p + h, p:p + w, :].transpose(0, 3, 1, 2)
+            return self._dx_from_tiles(dx)
+        n, oh, ow, c = share.shape
+        return self._dx_from_windows(np.broadcast_to(share[:, :, :, None, None, :], (n, oh, ow, ph, pw, c)))
 
 
 class Flatten(Layer):
