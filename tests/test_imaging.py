@@ -130,6 +130,15 @@ def test_photo_with_noise_and_a_shadow_is_cropped_to_the_digit(tmp_path, shadow_
     assert np.corrcoef(field.ravel(), prepare_digit(clean)[0].ravel())[0, 1] > 0.7
 
 
+def test_a_photo_of_many_megapixels_reads_like_a_small_one(tmp_path):
+    # Large pictures are block-averaged down first; the result must not change.
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    draw_seven(size=(3000, 2400)).save(big)
+    draw_seven(size=(750, 600)).save(small)
+    field = check_mnist_like(prepare_digit(big))
+    assert np.corrcoef(field.ravel(), prepare_digit(small)[0].ravel())[0, 1] > 0.95
+
+
 def test_ink_touching_an_edge_is_not_taken_for_a_shadow(tmp_path):
     path = tmp_path / "edge.png"
     image = Image.new("L", (280, 280), 255)

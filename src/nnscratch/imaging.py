@@ -37,6 +37,9 @@ _WORK_SIDE = 200
 _UNEVEN_PAPER = 0.06
 # A shadow varies slowly: a map of the paper this many pixels a side is fine enough.
 _PAPER_MAP_SIDE = 64
+# A photo of many megapixels holds far more detail than a 20x20 digit needs: larger
+# pictures are first averaged in blocks down to about this side (time and memory).
+_MAX_SIDE = 1000
 
 
 def _describe(image) -> str:
@@ -103,6 +106,18 @@ def _array_to_gray(array: np.ndarray) -> np.ndarray:
             f"image array must have shape (H, W), (H, W, 3) or (H, W, 4), got {np.shape(array)}"
         )
     return a / 255.0 if a.max() > 1 else a
+
+
+def _shrink_large(gray: np.ndarray) -> np.ndarray:
+    """Block means bringing the longer side to at most _MAX_SIDE (a few edge pixels may go)."""
+    factor = -(-max(gray.shape) // _MAX_SIDE)
+    if factor <= 1:
+        return gray
+    height, width = gray.shape[0] // factor, gray.shape[1] // factor
+    if min(height, width) < 1:  # a thin strip: shrinking would leave nothing
+        return gray
+    blocks = gray[:height * factor, :width * factor].reshape(height, factor, width, factor)
+    return blocks.mean(axis=(1, 3))
 
 
 def _border_sides(gray: np.ndarray) -> list[np.ndarray]:
@@ -245,6 +260,7 @@ def prepare_digit(image) -> np.ndarray:
         raise ImageInputError(f"{name}: the image is empty ({gray.shape[1]}x{gray.shape[0]} pixels)")
     if not np.all(np.isfinite(gray)):
         raise ImageInputError(f"{name}: the image holds NaN or infinite values")
+    gray = _shrink_large(gray)
 
     light_paper = np.median(_border(gray)) > 0.5
     ink = 1.0 - gray if light_paper else gray
