@@ -29,3 +29,9 @@ def test_pretrained_deep_convnet_accuracy_on_the_full_test_set():
     # near-tie flipped by a different BLAS summation order).
     recorded = read_model_metadata(pretrained_path())["summary"]["test_accuracy"]
     assert abs(accuracy - recorded) <= 2e-4
+    # predict takes load_mnist(flatten=False) images; accuracy takes labels or one-hot rows.
+    scores = net.predict(x_test[:500])
+    assert scores.shape == (500, 10) and scores.dtype == np.float32
+    one_hot = np.eye(10, dtype=np.float32)[t_test[:500]]
+    assert net.accuracy(x_test[:500], one_hot) == net.accuracy(x_test[:500], t_test[:500]) \
+        == np.mean(scores.argmax(axis=1) == t_test[:500])
