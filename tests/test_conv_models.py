@@ -159,6 +159,9 @@ def test_input_validation():
         DeepConvNet(dropout_ratio=1.0)
     with pytest.raises(ConfigError, match="dtype"):
         SimpleConvNet(dtype="int8")
+    for bad in ("he", -0.01, 0, float("nan")):
+        with pytest.raises(ConfigError, match="weight_init_std"):
+            SimpleConvNet(weight_init_std=bad)
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -10,7 +10,14 @@ it on as an ``(N, FN, OH, OW)`` *view* (a transpose, no copy). The next layer
 transposes back to channels-last for free, so a stack of conv / ReLU / pooling
 layers never shuffles memory between layers. Callers only ever see NCHW
 shapes; the memory order behind them is an implementation detail that NumPy's
-strides keep honest.
+strides keep honest: indexing, ufuncs and ``reshape`` see the NCHW values. Such
+an output is not C-contiguous (``out.flags.c_contiguous`` is False); call
+``np.ascontiguousarray(out)`` only where raw NCHW memory is needed.
+
+Arrays the layers hand out (outputs, ``dx``) are always new; the layers keep
+no view of them, nor of their inputs in training mode, so changing either in
+place cannot change a later ``backward``. Gradients live in the layer's
+``grads`` arrays and are overwritten by the next ``backward``.
 """
 
 from __future__ import annotations

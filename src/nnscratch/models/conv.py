@@ -108,6 +108,9 @@ class SimpleConvNet(_ConvModel):
             pw = conv_output_size(ow, 2, 2, 0, axis="width")
         except ValueError as exc:
             raise ConfigError(f"conv_param {conv_param} does not fit input_dim {input_dim}: {exc}") from exc
+        if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, (int, float, np.integer, np.floating)) \
+                or not 0 < weight_init_std < np.inf:
+            raise ConfigError(f"weight_init_std must be a positive number, got {weight_init_std!r}")
         rng = np.random.default_rng(seed)
         std = float(weight_init_std)
         dt = self.dtype
