@@ -112,6 +112,7 @@ def test_model_contract(cls):
     x = rng.random((450, 1, 28, 28), dtype=np.float32)  # > one inference chunk
     t = rng.integers(0, 10, 450)
     scores = net.predict(x)
+    kept_scores = scores.copy()
     assert scores.shape == (450, 10) and scores.dtype == np.float32
     np.testing.assert_allclose(scores[:7], net.predict(x[:7]), rtol=1e-5, atol=1e-6)
     assert net.predict(x[0]).shape == (10,)
@@ -121,6 +122,13 @@ def test_model_contract(cls):
     loss, grads = net.loss_and_gradient(x[:20], t[:20])
     assert np.isfinite(loss) and set(grads) == set(net.params)
     assert all(grads[k].shape == net.params[k].shape for k in grads)
+    # gradient() hands out copies: a later step does not change them.
+    first = net.gradient(x[:20], t[:20])
+    kept = {k: v.copy() for k, v in first.items()}
+    net.loss_and_gradient(x[20:40], t[20:40])
+    assert all(np.array_equal(first[k], kept[k]) for k in first)
+    assert not any(np.shares_memory(first[k], net.params[k]) for k in first)
+    np.testing.assert_array_equal(scores, kept_scores)  # nothing since has written into them
     # config is JSON-able and rebuilds the same network (same seed, same weights)
     clone = cls(**json.loads(json.dumps(net.config)))
     for k in net.params:
