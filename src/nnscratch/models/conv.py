@@ -187,7 +187,7 @@ class DeepConvNet(_ConvModel):
         input_dim = _input_dim(input_dim)
         hidden_size = _positive(hidden_size, "hidden_size")
         output_size = _positive(output_size, "output_size")
-        if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, (int, float)) \
+        if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, (int, float, np.integer, np.floating)) \
                 or not 0 <= dropout_ratio < 1:
             raise ConfigError(f"dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
         self.dtype = resolve_dtype(dtype)
