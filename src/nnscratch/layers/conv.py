@@ -316,14 +316,15 @@ class Convolution(Layer):
         ow = conv_output_size(w, fw, self.stride, self.pad, axis="width")
 
         xp = _pad_nhwc(_channels_last(x), self.pad)                     # (N, Hp, Wp, C)
-        # Training reuses one scratch array; inference (any batch size) holds on to nothing.
+        # Training unrolls into the reused scratch array and keeps it for backward.
+        # Inference unrolls into a temporary freed after the product (a kept copy
+        # would pin a large array per layer); a backward after it (saliency maps)
+        # unrolls the kept padded input again.
         scratch = self._scratch_for(n * oh * ow * fh * fw * c, x) if train_flg else None
         col = _im2col_nhwc(xp, fh, fw, self.stride, out=scratch)       # (N*OH*OW, FH*FW*C)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
         out = col @ w2d                                                 # (N*OH*OW, FN)
         out += b
-        # Inference keeps no unrolled copy (it would pin a large array per layer);
-        # a backward after it (saliency maps) unrolls the padded input again.
         self._col = col if train_flg else None
         self._x_padded = None if train_flg else xp
         self._x_shape = x.shape
