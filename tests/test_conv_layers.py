@@ -3,7 +3,7 @@ central-difference gradients in float64, and ShapeErrors that name the sizes."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from nnscratch.calculus import numerical_gradient
@@ -382,3 +382,17 @@ def test_more_shape_errors_name_the_sizes():
             conv_output_size(*args)
     with pytest.raises(ShapeError, match=r"x has 1 channels \(shape \(1, 1, 8, 8\)\) but the filters W \(2, 3, 5, 5\)"):
         Convolution(np.zeros((2, 3, 5, 5)), np.zeros(2)).forward(np.zeros((1, 1, 8, 8)))
+
+
+# Some geometries place every window on padding (e.g. a 1x1 input, pad 1, stride 2): the
+# output is then b alone and numerical_gradient rightly warns that W changes nothing.
+@pytest.mark.filterwarnings("ignore::nnscratch.errors.GradientWarning")
+@settings(max_examples=25, deadline=None)
+@given(c=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), fh=st.integers(1, 3),
+       fw=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 3), seed=st.integers(0, 99))
+def test_convolution_gradients_for_any_geometry_that_fits(c, h, w, fh, fw, stride, pad, seed):
+    """Both dx paths (flipped filters at stride 1 with pad < kernel, col2im otherwise), any shape."""
+    assume(all(f <= s + 2 * pad and (s + 2 * pad - f) % stride == 0 for s, f in ((h, fh), (w, fw))))
+    rng = np.random.default_rng(seed)
+    layer = Convolution(rng.standard_normal((2, c, fh, fw)), rng.standard_normal(2), stride=stride, pad=pad)
+    _check_layer_gradients(layer, rng.standard_normal((2, c, h, w)), rng)
