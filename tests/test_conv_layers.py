@@ -396,3 +396,14 @@ def test_convolution_gradients_for_any_geometry_that_fits(c, h, w, fh, fw, strid
     rng = np.random.default_rng(seed)
     layer = Convolution(rng.standard_normal((2, c, fh, fw)), rng.standard_normal(2), stride=stride, pad=pad)
     _check_layer_gradients(layer, rng.standard_normal((2, c, h, w)), rng)
+
+
+@settings(max_examples=25, deadline=None)
+@given(layer_cls=st.sampled_from([Pooling, AvgPooling]), c=st.integers(1, 2), h=st.integers(1, 6),
+       w=st.integers(1, 6), ph=st.integers(1, 3), pw=st.integers(1, 3), stride=st.integers(1, 3),
+       pad=st.integers(0, 2), seed=st.integers(0, 99))
+def test_pooling_gradients_for_any_geometry_that_fits(layer_cls, c, h, w, ph, pw, stride, pad, seed):
+    assume(pad < min(ph, pw))  # max pooling refuses windows made only of padding
+    assume(all(f <= s + 2 * pad and (s + 2 * pad - f) % stride == 0 for s, f in ((h, ph), (w, pw))))
+    rng = np.random.default_rng(seed)
+    _check_layer_gradients(layer_cls(ph, pw, stride=stride, pad=pad), rng.standard_normal((2, c, h, w)), rng)
