@@ -6,25 +6,7 @@ import pytest
 from nnscratch.errors import ConfigError, ShapeError
 from nnscratch.layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss, Tanh
 
-
-def central_difference(f, a, h=1e-5):
-    """d f() / d a by moving each element of ``a`` in place (float64)."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        orig = flat[i]
-        flat[i] = orig + h
-        plus = f()
-        flat[i] = orig - h
-        minus = f()
-        flat[i] = orig
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
-
-
-def rel_error(analytic, numeric):
-    scale = max(np.max(np.abs(analytic)), np.max(np.abs(numeric)), 1e-12)
-    return np.max(np.abs(analytic - numeric)) / scale
+from central_differences import central_difference, rel_error
 
 
 def away_from_zero(rng, shape):
