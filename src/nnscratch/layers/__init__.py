@@ -1,27 +1,10 @@
-"""Layer objects: ``forward(x, train_flg)`` / ``backward(dout)`` with their own params and grads."""
+"""Layer objects: ``forward(x, train_flg)`` / ``backward(dout)`` with their own params and grads.
 
-from .core import (
-    Affine,
-    BatchNormalization,
-    Dropout,
-    Layer,
-    Relu,
-    Sigmoid,
-    SoftmaxWithLoss,
-    Tanh,
-)
+``core`` holds the book's chapter 5-6 layers, ``conv`` those of chapter 7.
+"""
 
-__all__ = [
-    "Layer",
-    "Affine",
-    "Relu",
-    "Sigmoid",
-    "Tanh",
-    "SoftmaxWithLoss",
-    "Dropout",
-    "BatchNormalization",
-]
+from . import conv, core
+from .conv import AvgPooling, Convolution, Flatten, Pooling, col2im, conv_output_size, im2col
+from .core import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tanh
 
-from .conv import AvgPooling, Convolution, Flatten, Pooling, col2im, im2col  # noqa: E402
-
-__all__ += ["Convolution", "Pooling", "AvgPooling", "Flatten", "im2col", "col2im"]
+__all__ = core.__all__ + conv.__all__
