@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -30,6 +29,7 @@ from matplotlib.figure import Figure
 from nnscratch.calculus import DEFAULT_H, gradient_descent, numerical_diff, numerical_gradient_batch
 from nnscratch.errors import ConfigError, DivergenceWarning, FunctionValueError
 from nnscratch.expressions import compile_expression
+from nnscratch.plots import save_figure
 
 __all__ = [
     "KINDS",
@@ -67,10 +67,9 @@ def _figure_and_axes(ax, *, projection=None, figsize=(6.4, 4.8)):
 
 
 def _save(fig, out_path):
+    # Returning the figure lets a notebook show it whether or not it was saved.
     if out_path is not None:
-        path = Path(out_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100)
+        save_figure(fig, out_path, dpi=100)
     return fig
 
 

@@ -7,11 +7,10 @@ built without ``pyplot``, so no global figure state piles up in long runs.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import ShapeError
+from . import save_figure
 
 __all__ = [
     "smooth_curve",
@@ -31,12 +30,9 @@ def _figure(figsize):
 
 
 def _save(fig, path, dpi=100):
+    # Returning the figure lets a notebook show it whether or not it was saved.
     if path is not None:
-        path = os.fspath(path)
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        fig.savefig(path, dpi=dpi, format="png")
+        save_figure(fig, path, dpi=dpi)
     return fig
 
 
