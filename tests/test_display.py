@@ -140,6 +140,47 @@ def test_misclassified_digits_are_marked_in_red(tmp_path, first_train_images):
     assert red_pixels(wrong) > 20
 
 
+def test_red_captions_sit_over_the_wrong_digits_only(tmp_path, first_train_images):
+    # 2 x 2 grid, row by row; only the last digit (bottom right) is misclassified.
+    true = np.array([5, 0, 4, 1])
+    path = save_digit_grid(first_train_images[:4], true, tmp_path / "grid.png", ncols=2,
+                           predicted=np.array([5, 0, 4, 7]))
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB")).astype(int)
+    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
+    height, width = red.shape
+    rows, cols = np.nonzero(red)
+    assert len(rows) > 20
+    assert rows.min() >= height // 2 and cols.min() >= width // 2
+
+
+def test_every_digit_is_drawn_in_its_cell(tmp_path):
+    # Digit k is a filled square in cell k; a missing or misplaced digit leaves a cell blank.
+    digits = np.zeros((6, 28, 28), np.uint8)
+    digits[:, 6:22, 6:22] = 255
+    path = save_digit_grid(digits, np.arange(6), tmp_path / "grid.png", ncols=3)
+    with Image.open(path) as image:
+        gray = np.asarray(image.convert("L")).astype(int)
+    height, width = gray.shape
+    for row in range(2):
+        for col in range(3):
+            cell = gray[row * height // 2:(row + 1) * height // 2, col * width // 3:(col + 1) * width // 3]
+            assert (cell < 30).mean() > 0.15, (row, col)  # the black square fills a good part of it
+
+
+def test_digit_grid_of_small_images_and_class_names(tmp_path):
+    # 8 x 8 digits (N, 64), fewer images than ncols, names instead of numbers.
+    digits = np.zeros((3, 64))
+    digits[:, 18:22] = 1.0
+    path = save_digit_grid(digits, [0, 1, 2], tmp_path / "grid.png", predicted=[0, 2, 2],
+                           class_names=["zero", "one", "two"], title="tiny")
+    with Image.open(path) as image:
+        image.load()
+        width, height = image.size
+    assert width > height  # one row of three
+    assert red_pixels(path) > 20
+
+
 @pytest.mark.parametrize("kwargs,error", [
     ({"labels": np.arange(3)}, ShapeError),
     ({"predicted": np.arange(5)}, ShapeError),

@@ -105,7 +105,7 @@ def draw_digit_grid(path):
     save_digit_grid(digits, [1, 1, 1], path, predicted=[1, 7, 1])
 
 
-@pytest.mark.parametrize("draw", [draw_tangent, draw_loss_curve])
+@pytest.mark.parametrize("draw", [draw_tangent, draw_loss_curve, draw_digit_grid])
 def test_every_plot_module_saves_atomically(tmp_path, monkeypatch, draw):
     draw(tmp_path / "ok" / "figure.png")
     with Image.open(tmp_path / "ok" / "figure.png") as image:
