@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nnscratch.io import atomic_write
 
-__all__ = ["save_figure"]
+__all__ = ["save_figure", "figure_saved_if_asked"]
 
 
 def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
@@ -43,3 +43,14 @@ def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, **savefig_kwargs)
     return path
+
+
+def figure_saved_if_asked(fig, path, dpi=100):
+    """Save ``fig`` with :func:`save_figure` when ``path`` is given; return ``fig`` either way.
+
+    The plotting functions end with this, so that a notebook can show the
+    figure they return whether or not it was also written to a file.
+    """
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from nnscratch.calculus import DEFAULT_H, gradient_descent, numerical_diff, numerical_gradient_batch
 from nnscratch.errors import ConfigError, DivergenceWarning, FunctionValueError
 from nnscratch.expressions import compile_expression
-from nnscratch.plots import save_figure
+from nnscratch.plots import figure_saved_if_asked
 
 __all__ = [
     "KINDS",
@@ -64,13 +64,6 @@ def _figure_and_axes(ax, *, projection=None, figsize=(6.4, 4.8)):
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot(projection=projection)
-
-
-def _save(fig, out_path):
-    # Returning the figure lets a notebook show it whether or not it was saved.
-    if out_path is not None:
-        save_figure(fig, out_path, dpi=100)
-    return fig
 
 
 def _grid(x0_range, x1_range, num):
@@ -153,7 +146,7 @@ def plot_tangent(f=function_1, x=5.0, *, x_range=(0.0, 20.0), num=200, h=DEFAULT
     ax.set_ylabel("f(x)")
     ax.legend()
     ax.grid(True, alpha=0.3)
-    return _save(fig, out_path)
+    return figure_saved_if_asked(fig, out_path)
 
 
 def plot_surface(f=function_2, *, x0_range=(-3.0, 3.0), x1_range=(-3.0, 3.0), num=50, cmap="viridis", ax=None, out_path=None):
@@ -181,7 +174,7 @@ def plot_surface(f=function_2, *, x0_range=(-3.0, 3.0), x1_range=(-3.0, 3.0), nu
     ax.set_ylabel("x1")
     ax.set_zlabel("f(x)")
     ax.set_title(f"f(x0, x1) = {_label(f, 'x0² + x1²')}")
-    return _save(fig, out_path)
+    return figure_saved_if_asked(fig, out_path)
 
 
 def plot_gradient_field(
@@ -248,7 +241,7 @@ def plot_gradient_field(
     ax.set_ylabel("x1")
     ax.grid(True, alpha=0.3)
     ax.set_title(f"-∇f of {_label(f, 'x0² + x1²')}: downhill, colour = |∇f|")
-    return _save(fig, out_path)
+    return figure_saved_if_asked(fig, out_path)
 
 
 def _draw_contours(ax, f, x0_range, x1_range, levels, num=120):
@@ -330,7 +323,7 @@ def plot_descent_path(
     title = f"gradient descent, lr={lr:g}, {step_num} steps"
     ax.set_title(title + (f" ({note})" if note else ""))
     ax.legend(loc="upper right")
-    return _save(fig, out_path)
+    return figure_saved_if_asked(fig, out_path)
 
 
 def plot_learning_rates(
@@ -383,7 +376,7 @@ def plot_learning_rates(
         final = ", ".join(f"{v:.3g}" for v in path[-1])
         ax.set_title(f"lr={lr:g}{' - ' + note if note else ''}\nfinal x = ({final})", fontsize=10)
     fig.suptitle(f"gradient descent from {tuple(map(float, init_x))}, {step_num} steps")
-    return _save(fig, out_path)
+    return figure_saved_if_asked(fig, out_path)
 
 
 # ------------------------------------------------------------------ CLI entry

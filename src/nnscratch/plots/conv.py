@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .digits import save_digit_grid
-from .training import _save
+from . import figure_saved_if_asked
 
 __all__ = ["plot_filters", "plot_filters_before_after", "plot_misclassified", "misclassified_indices"]
 
@@ -75,7 +75,7 @@ def plot_filters(W, path=None, *, channel: int = 0, ncols: int = 10, title: str 
     _draw_filter_grid(list(figure.subplots(nrows, ncols, squeeze=False).flat), W, channel)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return figure_saved_if_asked(figure, path)
 
 
 def plot_filters_before_after(W_before, W_after, path=None, *, channel: int = 0, ncols: int = 10):
@@ -108,7 +108,7 @@ def plot_filters_before_after(W_before, W_after, path=None, *, channel: int = 0,
     for subfigure, W, label in ((top, W_before, "before training"), (bottom, W_after, "after training")):
         _draw_filter_grid(list(subfigure.subplots(rows_each, ncols, squeeze=False).flat), W, channel)
         subfigure.suptitle(f"first-layer filters, {label}", fontsize=10)
-    return _save(figure, path)
+    return figure_saved_if_asked(figure, path)
 
 
 def _labels(t) -> np.ndarray:

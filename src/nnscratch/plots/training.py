@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from . import save_figure
+from . import figure_saved_if_asked
 
 __all__ = [
     "smooth_curve",
@@ -27,13 +27,6 @@ def _figure(figsize):
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
-
-
-def _save(fig, path, dpi=100):
-    # Returning the figure lets a notebook show it whether or not it was saved.
-    if path is not None:
-        save_figure(fig, path, dpi=dpi)
-    return fig
 
 
 def smooth_curve(values, window: int | None = None) -> np.ndarray:
@@ -104,7 +97,7 @@ def plot_loss_curve(history_or_losses, path=None, *, window: int | None = None, 
     ax.plot(iterations, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="mini-batch loss")
     ax.plot(iterations, smooth_curve(losses, window), color="tab:blue", linewidth=2.0, label="smoothed")
     _label_loss_axes(ax, "loss", log_scale, title)
-    return _save(fig, path)
+    return figure_saved_if_asked(fig, path)
 
 
 def plot_loss_comparison(losses_by_name: dict, path=None, *, window: int | None = None,
@@ -126,7 +119,7 @@ def plot_loss_comparison(losses_by_name: dict, path=None, *, window: int | None 
         losses = _losses(losses)
         ax.plot(np.arange(1, losses.size + 1), smooth_curve(losses, window), label=str(name))
     _label_loss_axes(ax, "loss (smoothed)", log_scale, title)
-    return _save(fig, path)
+    return figure_saved_if_asked(fig, path)
 
 
 def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
@@ -158,7 +151,7 @@ def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return figure_saved_if_asked(fig, path)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
@@ -215,7 +208,7 @@ def plot_confusion_matrix(y_true, y_pred, path=None, *, num_classes: int | None 
     total = counts.sum()
     accuracy = np.trace(counts) / total if total else float("nan")
     ax.set_title(title or f"Confusion matrix (accuracy {accuracy:.2%}, n={total})")
-    return _save(fig, path)
+    return figure_saved_if_asked(fig, path)
 
 
 def plot_optimizer_paths(paths: dict, f, path=None, *, xlim=(-10, 10), ylim=(-10, 10), ncols=2,
@@ -262,4 +255,4 @@ def plot_optimizer_paths(paths: dict, f, path=None, *, xlim=(-10, 10), ylim=(-10
         ax.set_title(name)
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    return _save(fig, path)
+    return figure_saved_if_asked(fig, path)
