@@ -14,7 +14,7 @@ runs out and the model is evaluated as it is (the report says so).
 
 Usage::
 
-    /work/bench-venv/bin/python bench/best_mlp.py [--epochs 20] [--threads 1] [--budget 290]
+    .bench-venv/bin/python bench/best_mlp.py [--epochs 20] [--threads 1] [--budget 290]
 """
 
 from __future__ import annotations

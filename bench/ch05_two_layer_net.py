@@ -14,7 +14,7 @@ and test sets once per epoch (600 iterations).
 Both run in this process with the same BLAS thread limit (threadpoolctl).
 Several runs each; medians. Usage::
 
-    /work/bench-venv/bin/python bench/ch05_two_layer_net.py [--runs 3] [--threads 1]
+    .bench-venv/bin/python bench/ch05_two_layer_net.py [--runs 3] [--threads 1]
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ buffers to tracemalloc: weights, Adam state, caches and scratch arrays).
 
 Run with the benchmark environment (torch is never a package dependency)::
 
-    /work/bench-venv/bin/python bench/cnn_speed.py                 # 1 thread
-    /work/bench-venv/bin/python bench/cnn_speed.py --threads 2
-    /work/bench-venv/bin/python bench/cnn_speed.py --iters 300 --repeats 3
+    .bench-venv/bin/python bench/cnn_speed.py                 # 1 thread
+    .bench-venv/bin/python bench/cnn_speed.py --threads 2
+    .bench-venv/bin/python bench/cnn_speed.py --iters 300 --repeats 3
 
 Times are medians over ``--repeats`` blocks of ``--iters`` iterations,
 extrapolated to 600 iterations (one epoch of 60,000 images).

@@ -5,7 +5,7 @@ torch.set_num_threads). Prints milliseconds per forward+backward (median of
 ``--repeats`` runs) and the ratio nnscratch / PyTorch; the last rows time
 the book-layout ``im2col`` / ``col2im`` functions on the largest layer.
 
-    /work/bench-venv/bin/python bench/conv_layers.py [--threads 2] [--repeats 20]
+    .bench-venv/bin/python bench/conv_layers.py [--threads 2] [--repeats 20]
 """
 
 from __future__ import annotations

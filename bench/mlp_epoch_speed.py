@@ -23,7 +23,7 @@ The machine is shared, so single numbers are noisy: compare the ratios.
 
 Usage::
 
-    /work/bench-venv/bin/python bench/mlp_epoch_speed.py [--epochs 5] [--threads 1]
+    .bench-venv/bin/python bench/mlp_epoch_speed.py [--epochs 5] [--threads 1]
 """
 
 from __future__ import annotations

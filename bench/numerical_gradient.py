@@ -22,7 +22,7 @@ vectorised result and the loop on every element the loop computed (the same
 central differences, so they agree to rounding). BLAS threads are limited
 with threadpoolctl (same setting for all). Usage::
 
-    /work/bench-venv/bin/python bench/numerical_gradient.py [--runs 5] [--threads 1] [--full]
+    .bench-venv/bin/python bench/numerical_gradient.py [--runs 5] [--threads 1] [--full]
 """
 
 from __future__ import annotations
