@@ -27,12 +27,14 @@ from nnscratch.training import Trainer
 
 # Dropout, batch norm and augmentation all draw random numbers or keep state:
 # resuming must continue every one of them exactly. Many small batches make a run
-# that is quick (about 0.3 s an epoch) yet leaves a signal sent on the first sign of
-# progress in epoch 1 or 2 a good half second to land before the run ends.
+# that is quick (about 0.3 s an epoch here) yet, with EPOCHS epochs, leaves a signal
+# sent on the first sign of progress in epoch 1 or 2 several epochs (over a second
+# here, more on a slower machine) to land before the run ends.
 BATCHES_PER_EPOCH = 400
+EPOCHS = 6
 
 
-def train_args(epochs=3):
+def train_args(epochs=EPOCHS):
     return ["--limit", "4000", "--epochs", str(epochs), "--hidden", "128", "128", "--batch-size", "10",
             "--dropout", "0.2", "--batchnorm", "--augment", "--seed", "5", "--no-plots"]
 
@@ -132,7 +134,10 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_
     assert not (out / "model.npz").exists()
 
     state = nnio.load_checkpoint(out / "checkpoint.npz").trainer_state
-    assert 0 < state["batch_index"] < BATCHES_PER_EPOCH, (state["epoch"], state["batch_index"])
+    # Almost always mid-epoch; a signal that lands during an epoch's evaluation stops
+    # at the next batch boundary, which is the start of the following epoch.
+    assert state["epoch"] < EPOCHS and 0 <= state["batch_index"] < BATCHES_PER_EPOCH, \
+        (state["epoch"], state["batch_index"])
 
     result = run("train", "--resume", out, "--no-plots")
     assert result.returncode == 0, result.stderr
@@ -182,17 +187,17 @@ def test_kill_9_mid_epoch_loses_at_most_that_epoch(reference, tmp_path):
 def test_resume_can_train_longer(reference, tmp_path):
     # --epochs is the one setting a resume may change: a finished run continues.
     out = tmp_path / "longer"
-    result = run("train", *train_args(epochs=2), "--out", out)
+    result = run("train", *train_args(epochs=EPOCHS - 1), "--out", out)
     assert result.returncode == 0, result.stderr
-    result = run("train", "--resume", out, "--epochs", 3, "--lr", 5, "--no-plots")
+    result = run("train", "--resume", out, "--epochs", EPOCHS, "--lr", 5, "--no-plots")
     assert result.returncode == 0, result.stderr
     assert "ignoring --lr" in result.stderr
-    assert "epoch 3/3" in result.stdout and "epoch 2/3" not in result.stdout
+    assert f"epoch {EPOCHS}/{EPOCHS}" in result.stdout and f"epoch {EPOCHS - 1}/{EPOCHS}" not in result.stdout
     assert_same_weights(out / "model.npz", reference / "model.npz")
 
 
 def continue_reference_run(reference, out):
-    """A copy of the finished reference run's checkpoint, to be continued with --epochs 4."""
+    """A copy of the finished reference run's checkpoint, to be continued with more epochs."""
     out.mkdir()
     shutil.copy(reference / "checkpoint.npz", out / "checkpoint.npz")
     return nnio.load_checkpoint(out / "checkpoint.npz")
@@ -208,12 +213,12 @@ def test_divergence_stops_with_the_learning_rate_and_keeps_the_last_checkpoint(r
                          optimizer=checkpoint.optimizer, args=checkpoint.args)
     good = (out / "checkpoint.npz").read_bytes()
 
-    result = run("train", "--resume", out, "--epochs", 4)
+    result = run("train", "--resume", out, "--epochs", EPOCHS + 1)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: training diverged"), result.stderr
     assert "lr=1e+06" in lines[0] and "smaller learning rate" in lines[0]
-    assert f"last good checkpoint (end of epoch 3) is kept in {out / 'checkpoint.npz'}" in lines[0]
+    assert f"last good checkpoint (end of epoch {EPOCHS}) is kept in {out / 'checkpoint.npz'}" in lines[0]
     assert (out / "checkpoint.npz").read_bytes() == good
 
 
@@ -241,8 +246,8 @@ def test_resume_errors(reference, tmp_path):
     (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 this is not a checkpoint")
     assert_one_line_error(run("train", "--resume", tmp_path), "checkpoint.npz")
     assert_one_line_error(run("train", "--resume", reference / "model.npz"), "this is a model file")
-    assert_one_line_error(run("train", "--resume", reference, "--epochs", 2),
-                          "--epochs 2 is fewer than the 3 epochs")
+    assert_one_line_error(run("train", "--resume", reference, "--epochs", EPOCHS - 1),
+                          f"--epochs {EPOCHS - 1} is fewer than the {EPOCHS} epochs")
 
 
 @pytest.mark.parametrize("forge, message", [
@@ -258,7 +263,7 @@ def test_forged_checkpoint_settings_are_a_clear_error(reference, tmp_path, forge
     forge(checkpoint)
     nnio.save_checkpoint(out / "checkpoint.npz", checkpoint.trainer_state, model=checkpoint.model,
                          optimizer=checkpoint.optimizer, args=checkpoint.args)
-    assert_one_line_error(run("train", "--resume", out, "--epochs", 4), "checkpoint.npz", message)
+    assert_one_line_error(run("train", "--resume", out, "--epochs", EPOCHS + 1), "checkpoint.npz", message)
 
 
 def test_checkpoint_glue_resumes_mid_epoch_exactly(tmp_path):
