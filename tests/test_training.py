@@ -426,3 +426,15 @@ def test_reported_test_loss_of_a_nielsen_network_is_its_own_cost():
     onehot = np.eye(3)[t]
     quadratic = 0.5 * np.sum((net.predict(x).astype(np.float64) - onehot) ** 2) / len(x)
     assert trainer.history.epochs[-1]["test_loss"] == pytest.approx(quadratic, rel=1e-5)
+
+
+def test_evaluate_without_loss_gives_the_same_accuracy():
+    rng = np.random.default_rng(4)
+    x = rng.random((50, 784), dtype=np.float32)
+    t = rng.integers(0, 10, size=50).astype(np.uint8)
+    trainer = Trainer(TwoLayerNet(784, 20, 10, seed=0), SGD(lr=0.1), x, t, epochs=1, eval_batch_size=16)
+    full = trainer.evaluate(x, t)
+    quick = trainer.evaluate(x, t, with_loss=False)
+    expected = np.mean(trainer.model.predict(x).argmax(axis=1) == t)
+    assert full["accuracy"] == quick["accuracy"] == pytest.approx(expected)
+    assert quick["loss"] is None and full["loss"] > 0
