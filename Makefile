@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnscratch-installed
 TRAIN_ARGS ?=
 
-.PHONY: train test bench clean
+.PHONY: train test serve chromium bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,22 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/nnscratch train $(TRAIN_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -q
+
+# The drawing page: http://127.0.0.1:8000 (SERVE_ARGS="--port 8080 --runs runs").
+SERVE_ARGS ?=
+serve: $(STAMP)
+	$(BIN)/nnscratch serve $(SERVE_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright cannot download its own here).
+# Installed with apt-get when missing; without root, install it by hand:
+#   sudo apt-get update && sudo apt-get install -y chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "error: chromium is missing; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; exit 2; fi; }
 
 # Benchmarks compare with PyTorch and scikit-learn, which are never dependencies of the
 # package: they get their own environment.

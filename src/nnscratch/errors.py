@@ -72,3 +72,7 @@ class ConfigError(NnscratchError, ValueError):
 
 class ConvergenceWarning(NnscratchWarning):
     """An iterative fit stopped at its step limit before meeting its tolerance."""
+
+
+class MissingExtraError(NnscratchError, ImportError):
+    """An optional feature's package is not installed; the message names the extra to install."""
