@@ -503,7 +503,9 @@ def test_save_model_failing_midway_keeps_the_old_file(model_file, monkeypatch, f
 
 
 def test_atomic_write_into_missing_directory(tmp_path):
-    with pytest.raises(ModelFileError, match="does not exist"):
+    from nnscratch.errors import FileWriteError
+
+    with pytest.raises(FileWriteError, match="does not exist"):
         nnio.save_model(tiny_model(), tmp_path / "no" / "such" / "model.npz")
 
 

@@ -76,3 +76,7 @@ class ConvergenceWarning(NnscratchWarning):
 
 class MissingExtraError(NnscratchError, ImportError):
     """An optional feature's package is not installed; the message names the extra to install."""
+
+
+class FileWriteError(NnscratchError, OSError):
+    """A file could not be written (full disk, no permission, missing folder); names the file."""

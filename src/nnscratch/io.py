@@ -30,12 +30,10 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +45,7 @@ import numpy as np
 
 from nnscratch import __version__
 from nnscratch.errors import ModelFileError
+from nnscratch.files import atomic_write  # re-exported: nnscratch.io.atomic_write still works
 
 __all__ = [
     "MODEL_FORMAT",
@@ -76,87 +75,6 @@ _PARAM_PREFIX = "param/"
 _BUFFER_PREFIX = "buffer/"
 # Numeric kinds only: bool, signed and unsigned integers, floats.
 _ALLOWED_KINDS = frozenset("biuf")
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _current_umask() -> int:
-    # Linux shows it in /proc, which leaves it alone; setting it to read it, even for
-    # an instant, would let another thread create a world-writable file meanwhile.
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
-    """Open a temporary file next to ``path``; on success it replaces ``path``.
-
-    The temporary file lives in the same directory (so ``os.replace`` is an
-    atomic rename), is flushed and fsynced before the rename, and the directory
-    is fsynced after it. If anything raises inside the ``with`` block (including
-    ``KeyboardInterrupt``) the temporary file is removed and ``path`` is left as
-    it was: readers see either the old file or the complete new one.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final name of the file.
-    mode : {"wb", "w"}
-        Binary or text mode.
-    encoding : str, optional
-        Text encoding (default UTF-8 in text mode).
-
-    Examples
-    --------
-    >>> with atomic_write("history.json", "w") as f:   # doctest: +SKIP
-    ...     json.dump(history, f)
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ModelFileError(f"{path}: cannot write, directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
-        if mode == "w":
-            handle = os.fdopen(fd, mode, encoding=encoding or "utf-8", newline="")
-        else:
-            handle = os.fdopen(fd, mode)
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(directory)
 
 
 # --------------------------------------------------------------------------- the container

@@ -26,13 +26,13 @@ import hashlib
 import http.client
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from nnscratch.errors import ConfigError, DownloadError
+from nnscratch.files import atomic_write
 
 __all__ = ["download_file", "resolve_mirrors", "mirror_urls", "MIRRORS_ENV", "DEFAULT_TIMEOUT"]
 
@@ -81,13 +81,13 @@ def _as_digests(sha256: str | Sequence[str]) -> frozenset[str]:
     return frozenset(d.lower() for d in digests)
 
 
-def _fetch_one(url: str, part: Path, digests: frozenset[str], timeout: float,
+def _fetch_one(url: str, out, digests: frozenset[str], timeout: float,
                progress: ProgressCallback | None) -> None:
-    """Stream ``url`` into ``part``; raise _AttemptFailed with a reason on any problem."""
+    """Stream ``url`` into the open file ``out``; raise _AttemptFailed with a reason on any problem."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     done, total = 0, None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
             total = int(length) if length and length.isdigit() else None
             hasher = hashlib.sha256()
@@ -167,18 +167,13 @@ def download_file(urls: Sequence[str], destination: str | os.PathLike, *, sha256
     destination.parent.mkdir(parents=True, exist_ok=True)
     attempts: list[tuple[str, str]] = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-        os.close(fd)
-        part = Path(tmp)
         try:
-            _fetch_one(url, part, digests, timeout, progress)
-            os.chmod(part, 0o644)  # mkstemp creates 0600
-            os.replace(part, destination)
+            # A failed, short or mismatched download never appears under the final name.
+            with atomic_write(destination, "wb") as out:
+                _fetch_one(url, out, digests, timeout, progress)
             return destination
         except _AttemptFailed as exc:
             attempts.append((url, str(exc)))
-        finally:
-            part.unlink(missing_ok=True)
     raise _download_error(destination, attempts, digests)
 
 

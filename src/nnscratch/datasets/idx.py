@@ -20,13 +20,13 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from nnscratch.errors import IdxFormatError
+from nnscratch.files import write_bytes_atomically
 
 __all__ = ["read_idx", "write_idx", "decode_idx", "encode_idx", "IDX_TYPE_CODES"]
 
@@ -217,20 +217,3 @@ def write_idx(path: str | os.PathLike, array) -> Path:
         content = gzip.compress(content, compresslevel=6, mtime=0)
     write_bytes_atomically(path, content)
     return path
-
-
-def write_bytes_atomically(path: Path, content: bytes) -> None:
-    """Write ``content`` to a temporary file beside ``path``, then rename it to ``path``.
-
-    A reader (or a crash) never sees half a file under the final name; the
-    temporary file is removed if anything fails.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from nnscratch.datasets.download import DEFAULT_TIMEOUT, download_file, mirror_urls, resolve_mirrors
-from nnscratch.datasets.idx import GZIP_MAGIC, decode_idx, write_bytes_atomically
+from nnscratch.datasets.idx import GZIP_MAGIC, decode_idx
+from nnscratch.files import write_bytes_atomically
 from nnscratch.errors import ConfigError, DatasetError, IdxFormatError, NnscratchWarning
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nnscratch.io import atomic_write
+from nnscratch.files import atomic_write
 
 __all__ = ["save_figure", "figure_saved_if_asked"]
 
