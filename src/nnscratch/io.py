@@ -505,7 +505,8 @@ class Checkpoint:
     optimizer : Optimizer
         Rebuilt with its config and internal state (momenta, step count).
     trainer_state : dict
-        ``Trainer.state_dict()`` as saved (arrays restored as ndarrays).
+        A complete ``Trainer.state_dict()`` (its "model" and "optimizer" entries are
+        this checkpoint's model and optimizer), ready for ``Trainer.load_state_dict``.
     args : dict
         The command-line (or caller) arguments of the run, for resuming.
     metadata : dict
@@ -537,12 +538,12 @@ def save_checkpoint(path, trainer_state: dict, *, model, optimizer, args: dict |
     """
     metadata = _file_header(CHECKPOINT_FORMAT, model)
     arrays = _model_arrays(model)
+    # One place for each thing: the model's arrays and the optimizer are stored once, as
+    # in a model file, and the model's random state (Dropout masks) stays in the trainer
+    # state's "model_rng"; load_checkpoint puts them back into a full Trainer.state_dict().
+    trainer_state = {k: v for k, v in trainer_state.items() if k not in ("model", "optimizer")}
     metadata.update({
         "optimizer": _optimizer_record(optimizer, arrays),
-        # Dropout masks come from the model's own generators; resuming must continue them.
-        "model_rng_state": _to_json(
-            model.get_rng_state() if hasattr(model, "get_rng_state") else {}, arrays, "model rng"
-        ),
         "trainer_state": _to_json(trainer_state, arrays, "trainer_state"),
         "args": _to_json(args or {}, None, "args"),
     })
@@ -563,12 +564,18 @@ def load_checkpoint(path) -> Checkpoint:
         trainer_state = _from_json(metadata.get("trainer_state", {}), arrays, path)
     except RecursionError as exc:  # JSON nested just below json's own limit
         raise ModelFileError(f"{path}: corrupt checkpoint: state nested too deeply") from exc
-    if rng_state and hasattr(model, "set_rng_state"):
-        try:
-            model.set_rng_state(rng_state)
-        except Exception as exc:
-            raise ModelFileError(f"{path}: cannot restore the model's random state: {exc}") from exc
     args = metadata.get("args") or {}
     if not isinstance(trainer_state, dict) or not isinstance(args, dict):
         raise ModelFileError(f"{path}: corrupt checkpoint: trainer state or args is not an object")
+    if rng_state and "model_rng" not in trainer_state:  # written before the state had one place
+        trainer_state["model_rng"] = rng_state
+    model_rng = trainer_state.get("model_rng")
+    if model_rng and hasattr(model, "set_rng_state"):
+        try:
+            model.set_rng_state(model_rng)
+        except Exception as exc:
+            raise ModelFileError(f"{path}: cannot restore the model's random state: {exc}") from exc
+    # A complete Trainer.state_dict(): trainer.load_state_dict(checkpoint.trainer_state) resumes.
+    trainer_state["model"] = {"params": model.params, "buffers": getattr(model, "buffers", None) or {}}
+    trainer_state["optimizer"] = optimizer.state_dict()
     return Checkpoint(model, optimizer, trainer_state, args, metadata)
