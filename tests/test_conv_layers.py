@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from central_differences import central_difference, rel_error
 from nnscratch.calculus import numerical_gradient
 from nnscratch.errors import ShapeError
 from nnscratch.layers.conv import (AvgPooling, Convolution, Flatten, Pooling, col2im,
@@ -212,13 +213,12 @@ def test_shape_errors_name_the_sizes():
         conv.forward(rng.standard_normal((1, 1, 8, 8)))
     with pytest.raises(ShapeError, match="larger than the padded input height 4"):
         conv.forward(rng.standard_normal((1, 3, 4, 8)))
-    with pytest.raises(ShapeError, match=r"stride 2 does not fit"):
-        Convolution(rng.standard_normal((2, 3, 2, 2)), np.zeros(2), stride=2).forward(
-            rng.standard_normal((1, 3, 5, 5)))
+    # A stride that does not tile the input evenly leaves the last row and column out (floor rule).
+    assert Convolution(rng.standard_normal((2, 3, 2, 2)), np.zeros(2), stride=2).forward(
+        rng.standard_normal((1, 3, 5, 5))).shape == (1, 2, 2, 2)
     with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
         conv.forward(rng.standard_normal((3, 8, 8)))
-    with pytest.raises(ShapeError, match="stride 2 does not fit"):
-        Pooling(2, 2, stride=2).forward(rng.standard_normal((1, 1, 7, 7)))
+    assert Pooling(2, 2, stride=2).forward(rng.standard_normal((1, 1, 7, 7))).shape == (1, 1, 3, 3)
     with pytest.raises(ShapeError, match="b must have shape"):
         Convolution(rng.standard_normal((2, 3, 5, 5)), np.zeros(3))
     with pytest.raises(ShapeError, match="stride must be a positive integer"):
@@ -234,8 +234,12 @@ def test_conv_output_size():
     assert conv_output_size(28, 3, 1, 1) == 28
     assert conv_output_size(14, 3, 1, 2) == 16
     assert conv_output_size(28, 5) == 24
-    with pytest.raises(ShapeError):
-        conv_output_size(7, 2, 2)
+    # The book's and PyTorch's floor rule: 1 + (H + 2*pad - FH) // stride.
+    assert conv_output_size(7, 2, 2) == 3
+    assert conv_output_size(28, 3, 2, 1) == 14
+    assert conv_output_size(5, 3, 3) == 1
+    with pytest.raises(ShapeError, match="larger than the padded input"):
+        conv_output_size(2, 3, 1)
 
 
 @settings(max_examples=60, deadline=None)
@@ -244,9 +248,9 @@ def test_conv_output_size():
 def test_shape_logic_for_any_geometry(n, c, h, w, fh, fw, stride, pad):
     """Either the geometry fits and im2col/col2im match their definitions, or ShapeError says why."""
     x = np.random.default_rng(n * 100 + h * 10 + w).standard_normal((n, c, h, w))
-    fits = all(f <= s + 2 * pad and (s + 2 * pad - f) % stride == 0 for s, f in ((h, fh), (w, fw)))
+    fits = all(f <= s + 2 * pad for s, f in ((h, fh), (w, fw)))
     if not fits:
-        with pytest.raises(ShapeError, match="padded input|does not fit"):
+        with pytest.raises(ShapeError, match="larger than the padded input"):
             im2col(x, fh, fw, stride, pad)
         return
     col = im2col(x, fh, fw, stride, pad)
@@ -371,8 +375,7 @@ def test_im2col_returns_a_new_writable_array():
 
 
 def test_more_shape_errors_name_the_sizes():
-    with pytest.raises(ShapeError, match=r"stride 2 does not fit the padded input width 7 with window 2"):
-        im2col(np.zeros((1, 1, 6, 5)), 2, 2, stride=2, pad=1)
+    assert im2col(np.zeros((1, 1, 6, 5)), 2, 2, stride=2, pad=1).shape == (4 * 3, 4)
     with pytest.raises(ShapeError, match=r"window width 4 is larger than the padded input width 3"):
         AvgPooling(1, 4).forward(np.zeros((1, 1, 5, 3)))
     with pytest.raises(ShapeError, match=r"pad 2 must be smaller than the window 2x2"):
@@ -423,3 +426,103 @@ def test_pooling_gradients_for_any_geometry_that_fits(layer_cls, c, geometry, se
     h, w, ph, pw, stride, pad = geometry
     rng = np.random.default_rng(seed)
     _check_layer_gradients(layer_cls(ph, pw, stride=stride, pad=pad), rng.standard_normal((2, c, h, w)), rng)
+
+
+# --------------------------------------------------------------------------
+# the floor rule: strides that do not tile the padded input evenly
+
+
+@st.composite
+def any_geometry(draw, max_kernel=3, max_pad=2, pad_below_kernel=False):
+    """(h, w, kh, kw, stride, pad) where the window fits at least once, tiling evenly or not.
+
+    The padded size is ``(out - 1) * stride + kernel + rest`` with a remainder
+    ``rest`` in ``0..stride-1`` that no window covers.
+    """
+    stride = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    oh, ow = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    rest_h, rest_w = draw(st.integers(0, stride - 1)), draw(st.integers(0, stride - 1))
+    padded_h, padded_w = (oh - 1) * stride + kh + rest_h, (ow - 1) * stride + kw + rest_w
+    pad_limit = min(max_pad, (padded_h - 1) // 2, (padded_w - 1) // 2)
+    if pad_below_kernel:
+        pad_limit = min(pad_limit, min(kh, kw) - 1)
+    pad = draw(st.integers(0, pad_limit))
+    return padded_h - 2 * pad, padded_w - 2 * pad, kh, kw, stride, pad
+
+
+def _check_against_central_differences(layer, x, rng):
+    """dx and every parameter gradient of sum(out * r) against float64 central differences."""
+    out = layer.forward(x)
+    r = rng.standard_normal(out.shape)
+    dx = layer.backward(r.copy())
+
+    def loss():
+        return float(np.sum(layer.forward(x) * r))
+
+    assert rel_error(dx, central_difference(loss, x)) <= 1e-6
+    for key, value in layer.params.items():
+        layer.forward(x)
+        layer.backward(r.copy())
+        analytic = layer.grads[key].copy()
+        assert rel_error(analytic, central_difference(loss, value)) <= 1e-6, key
+    return out, dx
+
+
+@pytest.mark.filterwarnings("ignore::nnscratch.errors.GradientWarning")
+@settings(max_examples=30, deadline=None)
+@given(c=st.integers(1, 2), geometry=any_geometry(), seed=st.integers(0, 99))
+def test_convolution_floor_rule_for_strides_that_do_not_tile(c, geometry, seed):
+    h, w, fh, fw, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    layer = Convolution(rng.standard_normal((2, c, fh, fw)), rng.standard_normal(2), stride=stride, pad=pad)
+    x = rng.standard_normal((2, c, h, w))
+    out, dx = _check_against_central_differences(layer, x, rng)
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    assert out.shape == (2, 2, oh, ow)
+    # Input rows and columns that no window reaches get no gradient.
+    np.testing.assert_array_equal(dx[:, :, (oh - 1) * stride + fh - pad:, :], 0)
+    np.testing.assert_array_equal(dx[:, :, :, (ow - 1) * stride + fw - pad:], 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(layer_cls=st.sampled_from([Pooling, AvgPooling]), c=st.integers(1, 2),
+       geometry=any_geometry(max_pad=2, pad_below_kernel=True), seed=st.integers(0, 99))
+def test_pooling_floor_rule_for_strides_that_do_not_tile(layer_cls, c, geometry, seed):
+    h, w, ph, pw, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    out, _ = _check_against_central_differences(layer_cls(ph, pw, stride=stride, pad=pad),
+                                                rng.standard_normal((2, c, h, w)), rng)
+    assert out.shape == (2, c, (h + 2 * pad - ph) // stride + 1, (w + 2 * pad - pw) // stride + 1)
+
+
+@pytest.mark.parametrize("h", [7, 9])
+def test_tiled_max_pooling_ignores_the_last_odd_row_and_column(h):
+    rng = np.random.default_rng(h)
+    x = rng.standard_normal((2, 3, h, h))
+    layer = Pooling(2, 2, stride=2)
+    out = layer.forward(x)
+    k = h // 2
+    expected = x[:, :, :2 * k, :2 * k].reshape(2, 3, k, 2, k, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(out, expected)
+    dx = layer.backward(np.ones_like(out))
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dx[:, :, -1, :], 0)
+    np.testing.assert_array_equal(dx[:, :, :, -1], 0)
+    assert dx.sum() == out.size
+
+
+def test_strided_downsampling_convolution_matches_the_direct_sum():
+    """The usual 3x3 / stride 2 / pad 1 step: 28x28 -> 14x14, as PyTorch and the book compute it."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 2, 28, 28))
+    W = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    out = Convolution(W, b, stride=2, pad=1).forward(x)
+    assert out.shape == (2, 3, 14, 14)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.empty((2, 3, 14, 14))
+    for i in range(14):
+        for j in range(14):
+            expected[:, :, i, j] = np.einsum("nchw,fchw->nf", xp[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3], W) + b
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)

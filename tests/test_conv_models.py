@@ -39,6 +39,22 @@ def test_simple_convnet_gradient_matches_numerical():
     assert_gradients_match(analytic, numeric)
 
 
+def test_floor_rule_models_with_sizes_that_do_not_tile():
+    """A 3x3 / stride 2 / pad 1 convolution on 9x9 gives 5x5, pooling 2x2 then 2x2 (PyTorch's sizes)."""
+    rng = np.random.default_rng(5)
+    net = SimpleConvNet(input_dim=(1, 9, 9), conv_param={"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 2},
+                        hidden_size=5, output_size=3, weight_init_std=0.5, seed=2, dtype="float64")
+    assert net.params["W2"].shape == (2 * 2 * 2, 5)
+    x = rng.standard_normal((2, 1, 9, 9))
+    t = np.array([2, 0])
+    assert_gradients_match(net.gradient(x, t),
+                           numerical_gradients(lambda: net.loss(x, t, train_flg=True), net.params))
+    # The book's DeepConvNet on 10x10 images: 10 -> 5 -> (pad 2) 7 -> 3 -> 1 after the three poolings.
+    deep = DeepConvNet(input_dim=(1, 10, 10), seed=0)
+    assert deep.params["W7"].shape == (64 * 1 * 1, 50)
+    assert deep.predict(rng.random((3, 1, 10, 10), dtype=np.float32)).shape == (3, 10)
+
+
 def test_deep_convnet_gradient_matches_numerical_with_dropout():
     rng = np.random.default_rng(2)
     net = DeepConvNet(input_dim=(1, 12, 12),
@@ -162,7 +178,7 @@ def test_input_validation():
     with pytest.raises(ConfigError, match="conv_param_2"):
         DeepConvNet(conv_param_2={"filter_num": 16})
     with pytest.raises(ConfigError, match="do not fit input_dim"):
-        DeepConvNet(input_dim=(1, 10, 10))
+        DeepConvNet(input_dim=(1, 3, 3))  # the third 2x2 pooling meets a 1x1 map
     with pytest.raises(ConfigError, match="dropout_ratio"):
         DeepConvNet(dropout_ratio=1.0)
     with pytest.raises(ConfigError, match="dtype"):

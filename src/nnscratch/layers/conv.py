@@ -54,15 +54,18 @@ def _positive_int(value, name: str, *, allow_zero: bool = False) -> int:
 
 def conv_output_size(size: int, filter_size: int, stride: int = 1, pad: int = 0,
                      *, axis: str = "height") -> int:
-    """Output length of a sliding window: ``(size + 2*pad - filter_size) / stride + 1``.
+    """Output length of a sliding window: ``1 + (size + 2*pad - filter_size) // stride``.
+
+    The book's formula and PyTorch's rule: when the stride does not tile the
+    padded input evenly, the last rows (columns) that do not fill a whole
+    window are left out (a 3x3 window with stride 2 and pad 1 takes 28 to
+    14), and the gradient they receive is zero.
 
     Raises
     ------
     ShapeError
-        If a size is not a positive integer (``pad``: non-negative), if the
-        window is larger than the padded input, or if the stride does
-        not tile the padded input exactly (the book silently drops the
-        remainder, which hides mistakes in a network's sizes).
+        If a size is not a positive integer (``pad``: non-negative), or if the
+        window is larger than the padded input (it does not fit even once).
     """
     size = _positive_int(size, f"input {axis}")
     filter_size = _positive_int(filter_size, f"window {axis}")
@@ -73,11 +76,6 @@ def conv_output_size(size: int, filter_size: int, stride: int = 1, pad: int = 0,
         raise ShapeError(
             f"window {axis} {filter_size} is larger than the padded input {axis} "
             f"{padded} (input {size} + 2*pad {pad})")
-    if (padded - filter_size) % stride:
-        raise ShapeError(
-            f"stride {stride} does not fit the padded input {axis} {padded} with window "
-            f"{filter_size} evenly: ({padded} - {filter_size}) % {stride} = "
-            f"{(padded - filter_size) % stride}; change pad or stride")
     return (padded - filter_size) // stride + 1
 
 
@@ -388,14 +386,18 @@ class _Pool2d(Layer):
         ow = conv_output_size(w, self.pool_w, self.stride, self.pad, axis="width")
         self._x_shape = x.shape
         self._out_shape = (n, c, oh, ow)
-        # Non-overlapping windows that tile the input exactly (the usual 2x2/2)
-        # need no im2col: a reshape exposes each window offset as a strided slice.
+        # Non-overlapping windows (the usual 2x2/2) need no im2col: a reshape
+        # exposes each window offset as a strided slice.
         self._tiled = self.pad == 0 and self.stride == self.pool_h == self.pool_w
         return x, oh, ow
 
     def _tiles(self, x_nhwc, oh, ow):
-        """List of the ``pool_h*pool_w`` slices ``(N, OH, OW, C)``, one per window offset."""
+        """List of the ``pool_h*pool_w`` slices ``(N, OH, OW, C)``, one per window offset.
+
+        Rows and columns past the last whole window are left out (floor rule).
+        """
         n, _, _, c = x_nhwc.shape
+        x_nhwc = np.ascontiguousarray(x_nhwc[:, :oh * self.pool_h, :ow * self.pool_w])
         xr = x_nhwc.reshape(n, oh, self.pool_h, ow, self.pool_w, c)
         return [xr[:, :, i, :, j, :] for i in range(self.pool_h) for j in range(self.pool_w)]
 
@@ -415,7 +417,13 @@ class _Pool2d(Layer):
 
     def _dx_from_tiles(self, dx_tiled) -> np.ndarray:
         n, c, h, w = self._x_shape
-        return dx_tiled.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        _, _, oh, ow = self._out_shape
+        th, tw = oh * self.pool_h, ow * self.pool_w
+        if (th, tw) == (h, w):
+            return dx_tiled.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        dx = np.zeros((n, h, w, c), dtype=dx_tiled.dtype, like=dx_tiled)  # left-over rows: gradient 0
+        dx[:, :th, :tw] = dx_tiled.reshape(n, th, tw, c)
+        return dx.transpose(0, 3, 1, 2)
 
     def _dx_from_windows(self, dcol) -> np.ndarray:
         """dx from per-window gradients ``(N, OH, OW, pool_h, pool_w, C)``: overlaps add, padding is cut."""
@@ -450,7 +458,7 @@ class Pooling(_Pool2d):
         n, _, _, c = x_nhwc.shape
         index_dtype = _window_index_dtype(self.pool_h * self.pool_w)
         if self._tiled:
-            tiles = self._tiles(np.ascontiguousarray(x_nhwc), oh, ow)
+            tiles = self._tiles(x_nhwc, oh, ow)
             out = tiles[0].copy()                                       # (N, OH, OW, C)
             argmax = np.zeros(out.shape, dtype=index_dtype, like=out)
             better = np.empty(out.shape, dtype=bool, like=out)
@@ -496,7 +504,7 @@ class AvgPooling(_Pool2d):
         x_nhwc = _channels_last(x)
         scale = x.dtype.type(1.0 / (self.pool_h * self.pool_w))
         if self._tiled:
-            tiles = self._tiles(np.ascontiguousarray(x_nhwc), oh, ow)
+            tiles = self._tiles(x_nhwc, oh, ow)
             out = tiles[0].copy()
             for tile in tiles[1:]:
                 out += tile
