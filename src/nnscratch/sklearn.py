@@ -1,0 +1,563 @@
+"""A scikit-learn estimator: nnscratch's networks behind ``fit`` / ``predict``.
+
+:class:`NeuralNetClassifier` takes :class:`sklearn.neural_network.MLPClassifier`'s
+parameters where they mean the same and trains an nnscratch network (an MLP,
+the book's ``TwoLayerNet`` or one of its CNNs) with nnscratch's Trainer, so it
+works in ``Pipeline``, ``GridSearchCV``, ``cross_val_score``, ``clone`` and
+pickle like any scikit-learn classifier::
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import cross_val_score
+    from nnscratch.sklearn import NeuralNetClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = NeuralNetClassifier(hidden_layer_sizes=(100,), max_iter=30, random_state=0)
+    cross_val_score(clf, X / 16, y, cv=5).mean()   # ~0.97
+
+It is a general estimator: any number of features and of classes, labels of
+any type (strings too). The trained network is ``clf.model_`` (an ordinary
+nnscratch model: ``nnscratch.save_model(clf.model_, "digits.npz")``).
+
+Needs scikit-learn: ``pip install 'nnscratch[sklearn]'``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from nnscratch.extras import require
+
+require("sklearn", "sklearn", "NeuralNetClassifier")
+
+# `nnscratch.sklearn` is this module; imports are absolute, so these are scikit-learn's.
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+from sklearn.utils.multiclass import check_classification_targets, unique_labels  # noqa: E402
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
+
+from nnscratch import errors  # noqa: E402
+from nnscratch.errors import ConfigError  # noqa: E402
+from nnscratch.functions import softmax  # noqa: E402
+from nnscratch.training import Trainer  # noqa: E402
+
+__all__ = ["NeuralNetClassifier", "ConvergenceWarning"]
+
+MODELS = ("mlp", "two-layer", "simple-cnn", "deep-cnn")
+SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+# MLPClassifier's names -> nnscratch's; 'identity' has no layer here.
+ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh"}
+MODEL_ACTIVATIONS = {"mlp": ("relu", "sigmoid", "tanh"), "two-layer": ("relu", "sigmoid"),
+                     "simple-cnn": ("relu",), "deep-cnn": ("relu",)}
+# predict / predict_proba run the network on this many samples at a time.
+_PREDICT_CHUNK = 4096
+
+
+class ConvergenceWarning(errors.ConvergenceWarning, _SklearnConvergenceWarning):
+    """``max_iter`` epochs ended before the loss (or validation score) stopped improving.
+
+    Both nnscratch's and scikit-learn's ``ConvergenceWarning``: a filter on either catches it.
+    """
+
+
+class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
+    """Neural-network classifier trained by nnscratch, in scikit-learn's conventions.
+
+    Parameters mirror :class:`sklearn.neural_network.MLPClassifier` where they
+    mean the same; ``model``, ``dropout``, ``batchnorm`` and ``image_shape`` are
+    nnscratch's.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default (100,)
+        Widths of the hidden layers. ``model='two-layer'`` and the CNNs have one
+        fully connected hidden layer: give one size.
+    activation : {'relu', 'logistic', 'tanh'}, default 'relu'
+        Hidden activation ('sigmoid' is an alias of 'logistic'). 'tanh' needs
+        ``model='mlp'``; the CNNs use ReLU.
+    solver : {'adam', 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop'}, default 'adam'
+        nnscratch's optimizer names.
+    alpha : float, default 0.0001
+        L2 penalty with MLPClassifier's scaling: ``0.5 * alpha * sum(W**2) / batch_size``
+        is added to each mini-batch's mean loss (nnscratch's ``weight_decay =
+        alpha / batch_size``). Only ``model='mlp'`` has weight decay: other models
+        need ``alpha=0``.
+    batch_size : int or 'auto', default 'auto'
+        Mini-batch size; 'auto' is ``min(200, n_samples)``. Larger values are
+        clipped to the number of samples.
+    learning_rate_init : float, optional
+        Learning rate. None (default) takes the solver's usual rate (adam and
+        rmsprop 0.001 like MLPClassifier's default, sgd 0.1, momentum, nesterov
+        and adagrad 0.01).
+    max_iter : int, default 200
+        Maximum number of epochs of ``fit``.
+    shuffle : bool, default True
+        Reshuffle the samples every epoch.
+    random_state : int, RandomState instance or None, default None
+        Seeds the initial weights, the shuffling, dropout and the validation
+        split: the same int gives the same fitted network.
+    tol : float, default 1e-4
+        Improvement below ``tol`` of the training loss (or, with early stopping,
+        of the validation accuracy) for ``n_iter_no_change`` epochs in a row
+        ends training.
+    verbose : bool, default False
+        Print the loss of every epoch.
+    warm_start : bool, default False
+        ``fit`` continues training the fitted network instead of starting anew.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified), stop
+        when its accuracy stops improving and keep the best epoch's weights.
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 10
+    model : {'mlp', 'two-layer', 'simple-cnn', 'deep-cnn'}, default 'mlp'
+        ``MultiLayerNet``, the book's ``TwoLayerNet``, ``SimpleConvNet`` or ``DeepConvNet``.
+    dropout : float, optional
+        Dropout ratio of the hidden layers (mlp, deep-cnn).
+    batchnorm : bool, default False
+        Batch normalisation after each hidden affine layer (mlp).
+    image_shape : tuple (C, H, W), optional
+        How a row of ``X`` is an image, for the CNNs; inferred as ``(1, s, s)``
+        when the number of features is a square ``s * s``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (when X has column names)
+    model_ : nnscratch Model
+        The trained network (``nnscratch.save_model(clf.model_, path)``); its
+        outputs are the columns of ``classes_`` in order.
+    loss_curve_ : list of float
+        Mean training loss (penalty included) of every epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy of every epoch with ``early_stopping``, else None.
+    best_loss_ : float or None
+        Lowest ``loss_curve_`` value (None with ``early_stopping``).
+    best_validation_score_ : float or None
+        Best validation accuracy (None without ``early_stopping``).
+    n_iter_ : int
+        Epochs trained (summed over ``partial_fit`` and warm-started ``fit`` calls).
+    t_ : int
+        Training samples seen.
+    image_shape_ : tuple or None
+        The ``(C, H, W)`` a row becomes for a CNN.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate_init=None, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 model="mlp", dropout=None, batchnorm=False, image_shape=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.model = model
+        self.dropout = dropout
+        self.batchnorm = batchnorm
+        self.image_shape = image_shape
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False        # dense arrays only: sparse X is refused
+        tags.input_tags.allow_nan = False
+        tags.input_tags.two_d_array = True
+        tags.target_tags.required = True
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = False
+        tags.non_deterministic = False        # the same random_state gives the same network
+        return tags
+
+    # ------------------------------------------------------------- fitting
+    def fit(self, X, y):
+        """Train on ``(X, y)`` for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels of any type (numbers, strings ...).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, classes=None, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``(X, y)``, continuing the network fitted so far.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,)
+            Every class of the problem; required on the first call, ignored later.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, classes=classes, incremental=True)
+
+    def _fit(self, X, y, *, classes, incremental):
+        fitted = hasattr(self, "model_")
+        start_over = not fitted or (not incremental and not self.warm_start)
+        if incremental and not fitted and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit "
+                             "(every class of the problem, e.g. classes=np.unique(y_all))")
+        X, y = validate_data(self, X, y, reset=start_over, dtype=(np.float64, np.float32))
+        check_classification_targets(y)
+        settings = self._settings(X.shape[0])
+
+        if start_over:
+            classes_ = unique_labels(classes) if incremental else unique_labels(y)
+            if incremental:
+                check_classification_targets(classes_)
+            self._check_y_in(y, classes_, "classes")
+            image_shape = self._resolve_image_shape(X.shape[1])
+            self._seed_all()
+            self.classes_ = classes_
+            self.image_shape_ = image_shape
+            self.model_ = self._build_model(settings, X.shape[1], len(classes_))
+            self._architecture = settings["architecture"]
+            self._optimizer = None
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if self.early_stopping and not incremental else None
+            self.best_loss_ = None if self.validation_scores_ is not None else math.inf
+            self.best_validation_score_ = -math.inf if self.validation_scores_ is not None else None
+            self._no_improvement_count = 0
+            self.n_iter_ = 0
+            self.t_ = 0
+        else:
+            if settings["architecture"] != self._architecture:
+                raise ConfigError("warm_start and partial_fit continue the fitted network, whose "
+                                  f"architecture was {self._architecture}; the parameters now ask "
+                                  f"for {settings['architecture']}: fit with warm_start=False")
+            what = "classes passed to the first partial_fit" if incremental else \
+                "classes seen by the first fit (warm_start)"
+            self._check_y_in(y, self.classes_, what)
+        if self._optimizer is None or not incremental:
+            # A warm-started fit starts a fresh optimizer, as MLPClassifier does; partial_fit keeps it.
+            self._optimizer = self._build_optimizer(settings)
+
+        labels = np.searchsorted(self.classes_, y)
+        x = self._as_model_input(X)
+        if incremental or not self.early_stopping:
+            x_val = t_val = None
+        else:
+            x, x_val, labels, t_val = self._validation_split(x, labels)
+        self._train(settings, x, labels, x_val, t_val, epochs=1 if incremental else self.max_iter,
+                    incremental=incremental)
+        return self
+
+    def _check_y_in(self, y, classes, what):
+        unknown = np.setdiff1d(unique_labels(y), classes)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown.tolist()[:10]} that are not in the {what} "
+                             f"{classes.tolist()[:20]}")
+
+    def _seed_all(self):
+        """One integer seed from ``random_state``, and a Generator for the seeds that follow."""
+        if isinstance(self.random_state, numbers.Integral) and not isinstance(self.random_state, bool) \
+                and 0 <= self.random_state < 2**32:
+            seed = int(self.random_state)
+        else:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def _validation_split(self, x, labels):
+        n_val = math.ceil(self.validation_fraction * len(x))
+        n_classes = len(self.classes_)
+        if n_val < 2 or len(x) - n_val < 1:
+            raise ValueError(f"early_stopping holds out validation_fraction={self.validation_fraction} "
+                             f"of {len(x)} samples, too few for a validation set: increase "
+                             "validation_fraction or give more samples")
+        counts = np.bincount(labels, minlength=n_classes)
+        stratify = labels if counts[counts > 0].min() >= 2 and n_val >= n_classes else None
+        seed = int(self._rng.integers(np.iinfo(np.int32).max))
+        x_train, x_val, t_train, t_val = train_test_split(
+            x, labels, test_size=n_val, random_state=seed, stratify=stratify)
+        return x_train, x_val, t_train, t_val
+
+    # ------------------------------------------------------------ settings
+    def _settings(self, n_samples: int) -> dict:
+        """Every parameter checked once, as the values training uses (ConfigError naming it)."""
+        model = self.model
+        if model not in MODELS:
+            raise ConfigError(f"model must be one of {list(MODELS)}, got {model!r}")
+        hidden = self.hidden_layer_sizes
+        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+            hidden = [hidden]
+        try:
+            hidden = list(hidden)
+        except TypeError:
+            raise ConfigError(f"hidden_layer_sizes must be an int or a tuple of ints, got {hidden!r}") from None
+        if not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
+            raise ConfigError(f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}")
+        hidden = [int(h) for h in hidden]
+        if model == "mlp" and not hidden:
+            raise ConfigError("hidden_layer_sizes must name at least one hidden layer, got ()")
+        if model != "mlp" and len(hidden) != 1:
+            raise ConfigError(f"model={model!r} has one fully connected hidden layer: give one size in "
+                              f"hidden_layer_sizes, got {self.hidden_layer_sizes!r}")
+        activation = ACTIVATIONS.get(self.activation) if isinstance(self.activation, str) else None
+        if activation is None:
+            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if activation not in MODEL_ACTIVATIONS[model]:
+            raise ConfigError(f"activation={self.activation!r} is not available with model={model!r} "
+                              f"(it has {', '.join(MODEL_ACTIVATIONS[model])})")
+        solver = self.solver.lower() if isinstance(self.solver, str) else self.solver
+        if solver not in SOLVERS:
+            raise ConfigError(f"solver must be one of {list(SOLVERS)} (nnscratch's optimizers), "
+                              f"got {self.solver!r}")
+        alpha = _real("alpha", self.alpha, minimum=0.0)
+        if alpha > 0 and model != "mlp":
+            raise ConfigError(f"alpha (L2 weight decay) is available with model='mlp'; "
+                              f"set alpha=0 for model={model!r}")
+        if isinstance(self.batch_size, str) and self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            batch_size = min(_integer("batch_size", self.batch_size, minimum=1, extra="or 'auto'"), n_samples)
+        lr = self.learning_rate_init
+        if lr is not None:
+            lr = _real("learning_rate_init", lr, minimum=0.0, strict=True)
+        max_iter = _integer("max_iter", self.max_iter, minimum=1)
+        n_iter_no_change = _integer("n_iter_no_change", self.n_iter_no_change, minimum=1)
+        tol = _real("tol", self.tol, minimum=0.0)
+        fraction = _real("validation_fraction", self.validation_fraction, minimum=0.0, strict=True)
+        if not fraction < 1:
+            raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
+        for name in ("shuffle", "verbose", "warm_start", "early_stopping", "batchnorm"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        dropout = self.dropout
+        if dropout is not None:
+            dropout = _real("dropout", dropout, minimum=0.0, strict=True)
+            if not dropout < 1:
+                raise ConfigError(f"dropout must lie in (0, 1) or be None, got {self.dropout!r}")
+            if model not in ("mlp", "deep-cnn"):
+                raise ConfigError(f"dropout is available with model='mlp' and 'deep-cnn', not {model!r}")
+        if self.batchnorm and model != "mlp":
+            raise ConfigError(f"batchnorm is available with model='mlp', not {model!r}")
+        if model in ("mlp", "two-layer") and self.image_shape is not None:
+            raise ConfigError(f"image_shape is for the CNNs; model={model!r} takes rows of features")
+        del max_iter, n_iter_no_change, tol
+        return {
+            "model": model, "hidden": hidden, "activation": activation, "solver": solver,
+            "lr": lr, "weight_decay": alpha / batch_size, "batch_size": batch_size,
+            "dropout": dropout, "batchnorm": bool(self.batchnorm),
+            "architecture": {"model": model, "hidden": hidden, "activation": activation,
+                             "dropout": dropout, "batchnorm": bool(self.batchnorm)},
+        }
+
+    def _resolve_image_shape(self, n_features: int):
+        if self.model in ("mlp", "two-layer"):
+            return None
+        if self.image_shape is None:
+            side = math.isqrt(n_features)
+            if side * side != n_features:
+                raise ConfigError(f"model={self.model!r} needs image_shape=(C, H, W): {n_features} "
+                                  "features are not a square image")
+            return (1, side, side)
+        try:
+            shape = tuple(self.image_shape)
+        except TypeError:
+            shape = ()
+        if len(shape) != 3 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                                      and d >= 1 for d in shape):
+            raise ConfigError(f"image_shape must be (C, H, W) of positive ints, got {self.image_shape!r}")
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) != n_features:
+            raise ConfigError(f"image_shape {shape} holds {math.prod(shape)} values, "
+                              f"X has {n_features} features")
+        return shape
+
+    def _build_model(self, s: dict, n_features: int, n_classes: int):
+        from nnscratch.models.registry import build_model
+
+        out = max(n_classes, 1)
+        if s["model"] == "mlp":
+            config = dict(input_size=n_features, hidden_size_list=s["hidden"], output_size=out,
+                          activation=s["activation"], weight_init_std="he",
+                          weight_decay_lambda=s["weight_decay"], use_batchnorm=s["batchnorm"])
+            if s["dropout"] is not None:
+                config.update(use_dropout=True, dropout_ratio=s["dropout"])
+            return build_model("MultiLayerNet", dict(config, seed=self._seed))
+        if s["model"] == "two-layer":
+            return build_model("TwoLayerNet", dict(
+                input_size=n_features, hidden_size=s["hidden"][0], output_size=out,
+                weight_init_std=float(np.sqrt(2.0 / n_features)), activation=s["activation"],
+                seed=self._seed))
+        if s["model"] == "simple-cnn":
+            return build_model("SimpleConvNet", dict(
+                input_dim=self.image_shape_, hidden_size=s["hidden"][0], output_size=out,
+                weight_init_std=0.01, seed=self._seed))
+        config = dict(input_dim=self.image_shape_, hidden_size=s["hidden"][0], output_size=out,
+                      seed=self._seed)
+        if s["dropout"] is not None:
+            config.update(dropout_ratio=s["dropout"])
+        return build_model("DeepConvNet", config)
+
+    def _build_optimizer(self, s: dict):
+        from nnscratch.optimizers import build_optimizer
+
+        default_lr = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
+                      "rmsprop": 0.001, "adam": 0.001}
+        return build_optimizer(s["solver"], lr=s["lr"] if s["lr"] is not None else default_lr[s["solver"]])
+
+    # ------------------------------------------------------------ training
+    def _train(self, s, x, labels, x_val, t_val, *, epochs, incremental):
+        monitor = _EpochMonitor(self, incremental, shuffle=self.shuffle)
+        trainer = Trainer(self.model_, self._optimizer, x, labels, x_val, t_val, epochs=epochs,
+                          batch_size=s["batch_size"], seed=int(self._rng.integers(np.iinfo(np.int32).max)),
+                          evaluate_sample_num_per_epoch=1, callbacks=[monitor])
+        trainer.fit()
+        if monitor.best_state is not None:
+            _restore(self.model_, monitor.best_state)
+        if not incremental and not monitor.stopped:
+            warnings.warn(f"NeuralNetClassifier: {epochs} epochs (max_iter) ran and the "
+                          f"{'validation score' if x_val is not None else 'loss'} was still improving",
+                          ConvergenceWarning, stacklevel=4)
+
+    def _as_model_input(self, X):
+        """Rows of X as the network's input: (N, n_features) or images (N, C, H, W)."""
+        if self.image_shape_ is not None:
+            return X.reshape((X.shape[0],) + self.image_shape_)
+        return X
+
+    # ---------------------------------------------------------- prediction
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float64
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        x = self._as_model_input(X)
+        proba = np.empty((X.shape[0], self.model_.output_size), dtype=np.float64)
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            scores = self.model_.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
+            proba[start:start + _PREDICT_CHUNK] = softmax(scores.astype(np.float64))
+        return proba
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), of the labels' type
+        """
+        proba = self.predict_proba(X)  # first: it checks that the estimator is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class _EpochMonitor:
+    """Trainer callback: loss curve, validation scores and MLPClassifier's stopping rule."""
+
+    def __init__(self, estimator, incremental, shuffle):
+        self.est = estimator
+        self.incremental = incremental
+        self.shuffle = shuffle
+        self.stopped = False
+        self.best_state = None
+
+    def _fix_order(self, trainer):
+        if not self.shuffle:
+            # The Trainer draws a permutation when it has none for the epoch: give it the identity.
+            trainer._permutation = np.arange(len(trainer.x_train))
+
+    def on_train_begin(self, trainer):
+        self._fix_order(trainer)
+
+    def on_epoch_end(self, trainer, epoch, record):
+        est = self.est
+        loss = record["train_loss"]
+        est.loss_curve_.append(loss)
+        est.n_iter_ += 1
+        est.t_ += len(trainer.x_train)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}", flush=True)
+        if self.incremental:
+            return
+        if est.validation_scores_ is not None:
+            score = record["test_acc"]
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}", flush=True)
+            improved = score >= est.best_validation_score_ + est.tol
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_state = _snapshot(est.model_)
+        else:
+            improved = loss <= est.best_loss_ - est.tol
+            est.best_loss_ = min(est.best_loss_, loss)
+        est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.validation_scores_ is not None else "Training loss"
+            if est.verbose:
+                print(f"{what} did not improve more than tol={est.tol} for "
+                      f"{est.n_iter_no_change} consecutive epochs. Stopping.", flush=True)
+            self.stopped = True
+            trainer.request_stop()
+            return
+        self._fix_order(trainer)
+
+
+def _snapshot(model) -> dict:
+    return {"params": {k: v.copy() for k, v in model.params.items()},
+            "buffers": {k: v.copy() for k, v in model.buffers.items()}}
+
+
+def _restore(model, state) -> None:
+    for kind in ("params", "buffers"):
+        target = getattr(model, kind)
+        for key, value in state[kind].items():
+            target[key][...] = value
+
+
+def _integer(name, value, *, minimum, extra=""):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}{' ' + extra if extra else ''}, got {value!r}")
+    return int(value)
+
+
+def _real(name, value, *, minimum, strict=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value > minimum if strict else value >= minimum)
+    if not ok:
+        raise ConfigError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return float(value)
