@@ -920,7 +920,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- commands whose code lives with their front end (each add_parser imports nothing heavy)
     # more commands: one line each below
+    _add_sweep(commands)
     return parser
+
+
+def _add_sweep(commands) -> None:
+    from nnscratch.sweep_command import add_parser  # argparse only; Dask loads when a sweep runs
+
+    add_parser(commands)
 
 
 _THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -1,0 +1,771 @@
+"""Hyper-parameter search, the book's chapter 6.5, on a Dask cluster.
+
+The book tunes the learning rate and the weight decay of a six-layer
+``MultiLayerNet`` by random search: 500 MNIST training images, 20% of them
+held out for validation, 100 trials of 50 epochs of SGD with
+``lr = 10 ** U(-6, -2)`` and ``weight_decay = 10 ** U(-8, -4)``. Here the
+trials run as tasks on a Dask cluster (worker processes on this machine by
+default, or any cluster started with ``dask scheduler`` / ``dask worker``)::
+
+    from nnscratch.sweep import SweepSettings, run_sweep
+
+    result = run_sweep(SweepSettings(trials=100), "runs/sweep")
+    result.best["lr"], result.best["weight_decay"], result.best["val_acc"]
+
+A sweep folder holds:
+
+``sweep.json``
+    the settings; a rerun into the folder with other settings is refused.
+``trials.csv``
+    one row per finished trial (``trial, lr, weight_decay, val_acc, train_acc,
+    seconds, seed, worker, epochs, status``), appended, flushed and fsynced as
+    each trial finishes. It is the sweep's record: a rerun trains only the
+    trials that have no row yet, and a larger ``trials`` adds only new ones.
+``trials/NNNN.json``
+    the per-epoch validation and training accuracy of trial NNNN.
+``best_model.npz``
+    the network of the trial with the best final validation accuracy.
+``best_trials.png``, ``lr_weight_decay.png``
+    the book's figure (the best 20 trials' curves) and a scatter of the
+    learning rate against the weight decay coloured by validation accuracy.
+
+Reproducible: trial ``i`` draws its weight decay, learning rate and seed (for
+the initial weights and the shuffling) from its own stream
+``SeedSequence(seed, spawn_key=(1, i))``, whichever worker runs it and in
+whatever order; the validation split comes from ``spawn_key=(0,)``.
+
+A worker that dies mid-trial loses nothing: Dask runs the trial again on
+another worker, and its row is written once, when its result arrives.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _stdio
+import json
+import logging
+import math
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from nnscratch.errors import ConfigError, NnscratchError, TrainingDivergedError
+from nnscratch.files import atomic_write
+
+__all__ = ["SweepSettings", "SweepData", "SweepResult", "SweepError", "trial_parameters",
+           "load_sweep_data", "run_trial", "run_sweep", "read_trials", "best_trial",
+           "TRIAL_FIELDS"]
+
+SETTINGS_NAME = "sweep.json"
+TRIALS_NAME = "trials.csv"
+CURVES_DIR = "trials"
+BEST_MODEL_NAME = "best_model.npz"
+CURVES_PLOT_NAME = "best_trials.png"
+SCATTER_PLOT_NAME = "lr_weight_decay.png"
+
+#: Columns of trials.csv, in order.
+TRIAL_FIELDS = ("trial", "lr", "weight_decay", "val_acc", "train_acc", "seconds", "seed", "worker",
+                "epochs", "status")
+_FIELD_TYPES = {"trial": int, "lr": float, "weight_decay": float, "val_acc": float,
+                "train_acc": float, "seconds": float, "seed": int, "worker": str, "epochs": int,
+                "status": str}
+
+# Independent random streams under the sweep's seed: the validation split, and one per trial.
+_DATA_STREAM = 0
+_TRIAL_STREAM = 1
+
+# One BLAS thread per worker process: the matrices are small, and the workers share the cores.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+# Testing aid: "INDEX:PATH" makes trial INDEX kill its worker process halfway through training,
+# once (PATH records that it happened), so that tests can check a lost worker loses no trial.
+CRASH_ONCE_VARIABLE = "NNSCRATCH_SWEEP_CRASH_ONCE"
+
+
+class SweepError(NnscratchError):
+    """A sweep cannot run: unreachable scheduler, a trial that keeps failing, a damaged sweep folder."""
+
+
+# ============================================================================ settings
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What a sweep searches, with the book's chapter 6.5 as the defaults.
+
+    Parameters
+    ----------
+    trials : int, default 100
+        Number of trials (each one a random (lr, weight decay) pair).
+    epochs : int, default 50
+        Epochs of every trial.
+    limit : int, default 500
+        The first ``limit`` MNIST training images are used ...
+    validation : float, default 0.2
+        ... and this fraction of them (after a seeded shuffle) validates.
+    lr_range : (float, float), default (1e-6, 1e-2)
+        The learning rate is drawn log-uniformly between these bounds.
+    weight_decay_range : (float, float), default (1e-8, 1e-4)
+        The L2 weight decay lambda, drawn log-uniformly likewise.
+    hidden : tuple of int, default six layers of 100
+        Hidden layer sizes of the ``MultiLayerNet``.
+    batch_size : int, default 100
+    seed : int, default 0
+        Seeds the validation split and every trial's draws.
+    """
+
+    trials: int = 100
+    epochs: int = 50
+    limit: int = 500
+    validation: float = 0.2
+    lr_range: tuple = (1e-6, 1e-2)
+    weight_decay_range: tuple = (1e-8, 1e-4)
+    hidden: tuple = (100, 100, 100, 100, 100, 100)
+    batch_size: int = 100
+    seed: int = 0
+
+    def checked(self) -> "SweepSettings":
+        """These settings with plain Python types, or ConfigError naming the option."""
+        def integer(name, minimum):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+            return int(value)
+
+        def log_range(name):
+            flag = "--" + name.replace("_", "-")
+            value = getattr(self, name)
+            try:
+                low, high = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{flag} must be two numbers LOW HIGH, got {value!r}") from None
+            if not (0 < low < math.inf and 0 < high < math.inf):
+                raise ConfigError(f"{flag} bounds must be positive numbers (drawn log-uniformly), "
+                                  f"got {low:g} {high:g}")
+            if low > high:
+                raise ConfigError(f"{flag} is reversed: LOW {low:g} is above HIGH {high:g}")
+            return (low, high)
+
+        try:
+            hidden = tuple(int(h) for h in self.hidden)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--hidden must be layer sizes, got {self.hidden!r}") from None
+        if not hidden or min(hidden) < 1:
+            raise ConfigError(f"--hidden sizes must be positive integers, got {list(hidden)}")
+        validation = self.validation
+        if isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 < validation < 1:
+            raise ConfigError(f"--validation must be a fraction between 0 and 1, got {validation!r}")
+        checked = SweepSettings(
+            trials=integer("trials", 1), epochs=integer("epochs", 1), limit=integer("limit", 2),
+            validation=float(validation), lr_range=log_range("lr_range"),
+            weight_decay_range=log_range("weight_decay_range"), hidden=hidden,
+            batch_size=integer("batch_size", 1), seed=integer("seed", 0))
+        validation_count(checked.limit, checked.validation)
+        return checked
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for name in ("lr_range", "weight_decay_range", "hidden"):
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown sweep settings: {', '.join(unknown)}")
+        values = dict(data)
+        for name in ("lr_range", "weight_decay_range", "hidden"):
+            if name in values and isinstance(values[name], list):
+                values[name] = tuple(values[name])
+        return cls(**values).checked()
+
+    def differences(self, other: "SweepSettings") -> list[str]:
+        """The options other than ``trials`` in which ``other`` differs, as ``--flag`` strings."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"--{name.replace('_', '-')} {_show(mine[name])} (asked: {_show(theirs[name])})"
+                for name in mine if name != "trials" and mine[name] != theirs[name]]
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def validation_count(n: int, fraction: float) -> int:
+    """Number of validation samples out of ``n`` (an int: the book's ``n * rate`` is a float)."""
+    count = int(round(n * fraction))
+    if not 1 <= count < n:
+        raise ConfigError(f"--validation {fraction:g} of {n} images leaves "
+                          f"{count} for validation and {n - count} for training: both need at least one")
+    return count
+
+
+def trial_parameters(settings: SweepSettings, index: int) -> dict:
+    """Trial ``index``'s ``{"trial", "lr", "weight_decay", "seed"}``: a function of the seed and index only.
+
+    Drawn as the book does, weight decay first: ``10 ** U(log10 low, log10 high)``.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(_TRIAL_STREAM, index)))
+    weight_decay = 10.0 ** rng.uniform(*np.log10(settings.weight_decay_range))
+    lr = 10.0 ** rng.uniform(*np.log10(settings.lr_range))
+    return {"trial": int(index), "lr": float(lr), "weight_decay": float(weight_decay),
+            "seed": int(rng.integers(2**31 - 1))}
+
+
+# ============================================================================ data and one trial
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """The training and validation arrays every trial shares (scattered to the workers once)."""
+
+    x_train: np.ndarray  # (N_train, 784) float32
+    t_train: np.ndarray  # (N_train,) labels
+    x_val: np.ndarray    # (N_val, 784)
+    t_val: np.ndarray    # (N_val,)
+
+
+def load_sweep_data(settings: SweepSettings) -> SweepData:
+    """The first ``limit`` MNIST training images, shuffled by the seed, the first ``validation`` part held out."""
+    from nnscratch.datasets import load_mnist
+
+    (x, t), _ = load_mnist(normalize=True, flatten=True, one_hot_label=False, limit=settings.limit)
+    n_val = validation_count(len(x), settings.validation)
+    order = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(_DATA_STREAM,))).permutation(len(x))
+    x, t = x[order], t[order]
+    return SweepData(x_train=x[n_val:], t_train=t[n_val:], x_val=x[:n_val], t_val=t[:n_val])
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _CrashOnce:
+    """Testing aid: kill this process halfway through training, the first time only."""
+
+    def __init__(self, marker: str, epoch: int):
+        self.marker, self.epoch = marker, epoch
+
+    def on_epoch_end(self, trainer, epoch, record):
+        if epoch == self.epoch:
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            os._exit(1)
+
+
+def run_trial(settings: dict, params: dict, data: SweepData, crash_marker: str | None = None) -> dict:
+    """Train one trial: a ``MultiLayerNet`` with SGD on ``data`` (runs on a Dask worker).
+
+    Parameters
+    ----------
+    settings : dict
+        ``SweepSettings.to_dict()``.
+    params : dict
+        ``trial_parameters(settings, index)``.
+    data : SweepData
+    crash_marker : str, optional
+        Testing aid: the path of a file; if it does not exist yet it is
+        created and this process exits halfway through training (a worker
+        dying mid-trial).
+
+    Returns
+    -------
+    dict
+        The trial's row (``TRIAL_FIELDS``) plus ``val_acc_list`` and
+        ``train_acc_list`` (one value per epoch) and ``model`` (class name,
+        config and arrays of the trained network).
+    """
+    from nnscratch.models import MultiLayerNet
+    from nnscratch.optimizers import SGD
+    from nnscratch.training import Trainer
+
+    s = SweepSettings.from_dict(settings)
+    start = time.perf_counter()
+    model = MultiLayerNet(input_size=data.x_train.shape[1], hidden_size_list=list(s.hidden),
+                          output_size=int(max(data.t_train.max(), data.t_val.max())) + 1,
+                          activation="relu", weight_init_std="he",
+                          weight_decay_lambda=params["weight_decay"], seed=params["seed"])
+    callbacks = [_CrashOnce(crash_marker, max(1, s.epochs // 2))] if crash_marker else []
+    trainer = Trainer(model, SGD(lr=params["lr"]), data.x_train, data.t_train, data.x_val, data.t_val,
+                      epochs=s.epochs, batch_size=s.batch_size, seed=params["seed"], callbacks=callbacks)
+    status = "ok"
+    try:
+        history = trainer.fit()
+    except TrainingDivergedError:
+        status, history = "diverged", trainer.history
+    val_list = [float(v) for v in history.test_acc_list]
+    train_list = [float(v) for v in history.train_acc_list]
+    finished = status == "ok" and val_list
+    return {
+        **params,
+        "val_acc": val_list[-1] if finished else math.nan,
+        "train_acc": train_list[-1] if finished else math.nan,
+        "seconds": time.perf_counter() - start,
+        "worker": _worker_name(),
+        "epochs": len(val_list),
+        "status": status,
+        "val_acc_list": val_list,
+        "train_acc_list": train_list,
+        "model": {"class": type(model).__name__, "config": model.config,
+                  "arrays": {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}},
+    }
+
+
+def _model_from_record(record: dict):
+    from nnscratch.models.registry import build_model
+
+    model = build_model(record["class"], record["config"])
+    for name, target in {**model.params, **model.buffers}.items():
+        target[...] = record["arrays"][name]
+    return model
+
+
+# ============================================================================ the record on disk
+
+
+def _row_text(result: dict) -> str:
+    values = []
+    for name in TRIAL_FIELDS:
+        value = result[name]
+        if name == "seconds":
+            values.append(f"{value:.3f}")
+        elif isinstance(value, float):
+            values.append(repr(value))  # shortest text that reads back as the same float
+        else:
+            values.append(str(value))
+    buffer = _stdio.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _parse_row(path: Path, line_number: int, values: list[str]) -> dict:
+    if len(values) != len(TRIAL_FIELDS):
+        raise SweepError(f"{path}: line {line_number} has {len(values)} fields, expected "
+                         f"{len(TRIAL_FIELDS)}: the file is damaged (delete the line to rerun that trial)")
+    try:
+        return {name: _FIELD_TYPES[name](value) for name, value in zip(TRIAL_FIELDS, values)}
+    except ValueError:
+        raise SweepError(f"{path}: line {line_number} does not hold a trial's numbers: the file is "
+                         "damaged (delete the line to rerun that trial)") from None
+
+
+def read_trials(path) -> dict[int, dict]:
+    """The rows of a ``trials.csv`` by trial index (the first row of an index wins).
+
+    A last line without its newline is what a killed sweep leaves behind
+    mid-write: it is cut off the file (that trial runs again). Any other damage
+    is a SweepError naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        with open(path, "r+b") as handle:
+            handle.truncate(cut)
+            handle.flush()
+            os.fsync(handle.fileno())
+        raw = raw[:cut]
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    if not lines:
+        return {}
+    if lines[0].split(",") != list(TRIAL_FIELDS):
+        raise SweepError(f"{path}: not a sweep's trials.csv (its header should be "
+                         f"{','.join(TRIAL_FIELDS)})")
+    rows: dict[int, dict] = {}
+    for number, values in enumerate(csv.reader(lines[1:]), start=2):
+        row = _parse_row(path, number, values)
+        rows.setdefault(row["trial"], row)
+    return rows
+
+
+class _TrialLog:
+    """Appends one row per finished trial to trials.csv: written, flushed and fsynced at once."""
+
+    def __init__(self, path: Path, done: set[int]):
+        self.path, self.done = path, set(done)
+        new_file = not path.exists() or path.stat().st_size == 0
+        self.handle = open(path, "a", encoding="utf-8", newline="")
+        if new_file:
+            self._write(",".join(TRIAL_FIELDS) + "\n")
+
+    def _write(self, text: str) -> None:
+        self.handle.write(text)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def add(self, result: dict) -> bool:
+        """Write ``result``'s row unless its trial already has one; True when written."""
+        if result["trial"] in self.done:
+            return False
+        self._write(_row_text(result))
+        self.done.add(result["trial"])
+        return True
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _curves_path(out: Path, index: int) -> Path:
+    return out / CURVES_DIR / f"{index:04d}.json"
+
+
+def _write_curves(out: Path, result: dict) -> None:
+    with atomic_write(_curves_path(out, result["trial"]), "w") as handle:
+        json.dump({"trial": result["trial"], "val_acc": result["val_acc_list"],
+                   "train_acc": result["train_acc_list"]}, handle)
+
+
+def _read_curves(out: Path, index: int) -> dict | None:
+    try:
+        data = json.loads(_curves_path(out, index).read_text(encoding="utf-8"))
+        return {"val_acc_list": [float(v) for v in data["val_acc"]],
+                "train_acc_list": [float(v) for v in data["train_acc"]]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _rank_key(row: dict):
+    """Best first: highest final validation accuracy (a diverged trial last), then the lower index."""
+    value = row["val_acc"]
+    return (-(value if value == value else -math.inf), row["trial"])
+
+
+def best_trial(rows) -> dict | None:
+    """The row with the best final validation accuracy (ties: the lowest trial index)."""
+    rows = list(rows.values() if isinstance(rows, dict) else rows)
+    return min(rows, key=_rank_key) if rows else None
+
+
+def _check_settings_file(out: Path, settings: SweepSettings) -> None:
+    """Write sweep.json for a new sweep; refuse to mix other settings into an existing one."""
+    path = out / SETTINGS_NAME
+    if path.exists():
+        try:
+            saved = SweepSettings.from_dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
+        except (OSError, ValueError, KeyError, TypeError, NnscratchError) as exc:
+            raise SweepError(f"{path}: unreadable sweep settings ({exc}); use another --out") from None
+        differences = saved.differences(settings)
+        if differences:
+            raise ConfigError(f"{out} holds a sweep made with other settings: " + "; ".join(differences)
+                              + ". Rerun with those, or use another --out")
+        trials = max(saved.trials, settings.trials)
+        if trials == saved.trials:
+            return
+    else:
+        trials = settings.trials
+        if (out / TRIALS_NAME).exists():
+            raise SweepError(f"{out} holds a {TRIALS_NAME} but no {SETTINGS_NAME}; use another --out")
+    record = {"format": "nnscratch-sweep", "version": 1,
+              "settings": {**settings.to_dict(), "trials": trials}}
+    with atomic_write(path, "w") as handle:
+        json.dump(record, handle, indent=2)
+        handle.write("\n")
+
+
+# ============================================================================ the driver
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did.
+
+    ``rows``: every trial of the sweep (index < ``settings.trials``) in index
+    order, as read back from trials.csv; ``best``: the best of them;
+    ``trained``: the indices trained by this call (the others were on record);
+    ``files``: name -> path of what the sweep folder holds.
+    """
+
+    out: Path
+    settings: SweepSettings
+    rows: list = field(default_factory=list)
+    best: dict | None = None
+    trained: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+
+
+def _valid_address(address: str) -> bool:
+    return re.fullmatch(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", address) is not None \
+        and 0 < int(address.rsplit(":", 1)[1]) < 65536
+
+
+class _Cluster:
+    """A Dask client: on a local cluster of worker processes, or on a running scheduler."""
+
+    def __init__(self, *, scheduler: str | None, workers: int, connect_timeout: float):
+        from nnscratch.extras import require
+
+        require("distributed", "sweep", "nnscratch sweep")
+        self.scheduler, self.workers, self.timeout = scheduler, workers, connect_timeout
+        self.cluster = self.client = None
+
+    def __enter__(self):
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is None:
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None, env=dict(WORKER_ENV),
+                                        silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+            return self.client
+        try:
+            self.client = Client(self.scheduler, timeout=f"{self.timeout}s")
+        except (OSError, TimeoutError) as exc:
+            raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler} within {self.timeout:g} s "
+                             f"({type(exc).__name__}): start one with `dask scheduler`, or leave out "
+                             "--scheduler to run on this machine") from None
+        try:
+            self.client.wait_for_workers(1, timeout=self.timeout)
+        except (TimeoutError, OSError):
+            self.client.close()
+            raise SweepError(f"the Dask scheduler at {self.scheduler} has no workers (waited "
+                             f"{self.timeout:g} s): start some with `dask worker {self.scheduler}`") from None
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _crash_once_request() -> tuple[int, str] | None:
+    value = os.environ.get(CRASH_ONCE_VARIABLE)
+    if not value:
+        return None
+    index, _, marker = value.partition(":")
+    return int(index), marker
+
+
+def _failure(index: int, exc: BaseException) -> SweepError:
+    if type(exc).__name__ == "KilledWorker":
+        return SweepError(f"trial {index} was running on every worker that died ({exc}); "
+                          "the sweep stops (the finished trials are kept)")
+    return SweepError(f"trial {index} failed: {type(exc).__name__}: {exc} "
+                      "(the finished trials are kept; rerun to continue)")
+
+
+def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | None = None,
+              workers: int = 2, connect_timeout: float = 10.0, plots: bool = True,
+              progress: bool | None = None, log=print) -> SweepResult:
+    """Run (or continue) the sweep ``settings`` into the folder ``out``.
+
+    Parameters
+    ----------
+    settings : SweepSettings
+    out : path
+        Sweep folder (created). Trials already in its trials.csv are not trained again.
+    client : distributed.Client, optional
+        Run on this client's cluster (then ``scheduler`` and ``workers`` are unused).
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a running Dask scheduler. Default: a local
+        cluster of ``workers`` processes on 127.0.0.1, closed at the end.
+    workers : int, default 2
+    connect_timeout : float, default 10
+        Seconds to wait for the scheduler and its first worker.
+    plots : bool, default True
+        Draw best_trials.png and lr_weight_decay.png.
+    progress : bool, optional
+        A tqdm bar of trials done (default: when stderr is a terminal).
+    log : callable
+        Receives the summary lines.
+    """
+    settings = settings.checked()
+    if scheduler is not None and not _valid_address(scheduler):
+        raise ConfigError(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
+    if not connect_timeout > 0:
+        raise ConfigError(f"--connect-timeout must be a positive number of seconds, got {connect_timeout!r}")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CURVES_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"{out}: cannot create the sweep folder: {exc.strerror or exc}") from None
+    _check_settings_file(out, settings)
+    trials_path = out / TRIALS_NAME
+    rows = read_trials(trials_path)
+    todo = [i for i in range(settings.trials) if i not in rows]
+    in_sweep = {i: r for i, r in rows.items() if i < settings.trials}
+    best_model = _BestModel(out / BEST_MODEL_NAME, settings, best_trial(in_sweep))
+
+    trained: list[int] = []
+    if todo:
+        if progress is None:
+            import sys
+
+            progress = sys.stderr.isatty()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
+                   unit="trial", disable=not progress, dynamic_ncols=True)
+        trial_log = _TrialLog(trials_path, set(rows))
+        cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
+            if client is None else None
+        try:
+            if cluster is not None:
+                client = cluster.__enter__()
+            for result in _run_trials(client, settings, todo):
+                result = _finish_trial(out, trial_log, best_model, result)
+                if result is not None:
+                    rows[result["trial"]] = result
+                    in_sweep[result["trial"]] = result
+                    trained.append(result["trial"])
+                    bar.update(1)
+                    best = best_trial(in_sweep)
+                    bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
+        finally:
+            trial_log.close()
+            bar.close()
+            if cluster is not None:
+                cluster.__exit__(None, None, None)
+
+    sweep_rows = sorted(in_sweep.values(), key=lambda r: r["trial"])
+    best = best_trial(sweep_rows)
+    best_model.ensure(best, lambda row: _retrain(settings, row))
+    files = {"settings": out / SETTINGS_NAME, "trials": trials_path, "curves": out / CURVES_DIR,
+             "best_model": out / BEST_MODEL_NAME}
+    if plots:
+        files.update(_draw(out, sweep_rows, log))
+    result = SweepResult(out=out, settings=settings, rows=sweep_rows, best=best, trained=trained, files=files)
+    _summarize(result, log)
+    return result
+
+
+def _run_trials(client, settings: SweepSettings, todo: list[int]):
+    """Submit the trials ``todo`` to ``client`` and yield their results as they finish."""
+    from distributed import as_completed
+
+    data = load_sweep_data(settings)
+    [data_future] = client.scatter([data], broadcast=True, hash=False)
+    settings_dict = settings.to_dict()
+    crash = _crash_once_request()
+    token = uuid.uuid4().hex[:8]
+    futures = {}
+    for index in todo:
+        marker = crash[1] if crash is not None and crash[0] == index else None
+        future = client.submit(run_trial, settings_dict, trial_parameters(settings, index), data_future,
+                               marker, key=f"nnscratch-trial-{index:04d}-{token}", retries=1, pure=False)
+        futures[future] = index
+    try:
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001  (a trial's failure becomes one clear line)
+                raise _failure(futures[future], exc) from None
+            future.release()
+            yield result
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        data_future.release()
+
+
+def _finish_trial(out: Path, trial_log: _TrialLog, best_model: "_BestModel", result: dict) -> dict | None:
+    """Record a finished trial: its curves, then its row (the commit), then the best model if it is."""
+    if result["trial"] in trial_log.done:
+        return None
+    _write_curves(out, result)
+    model = result.pop("model")
+    row = {name: result[name] for name in TRIAL_FIELDS}
+    trial_log.add(row)
+    best_model.offer(row, model)
+    return {**row, "val_acc_list": result["val_acc_list"], "train_acc_list": result["train_acc_list"]}
+
+
+class _BestModel:
+    """Keeps best_model.npz the network of the best trial recorded so far."""
+
+    def __init__(self, path: Path, settings: SweepSettings, best: dict | None):
+        self.path, self.settings, self.best = path, settings, best
+
+    def _save(self, row: dict, model_record: dict) -> None:
+        from nnscratch.io import save_model
+
+        summary = {"sweep_trial": row["trial"], "lr": row["lr"], "weight_decay": row["weight_decay"],
+                   "seed": row["seed"], "val_acc": row["val_acc"], "train_acc": row["train_acc"],
+                   "epochs": row["epochs"], "dataset": "mnist", "limit": self.settings.limit,
+                   "validation": self.settings.validation}
+        save_model(_model_from_record(model_record), self.path, summary=summary)
+
+    def offer(self, row: dict, model_record: dict) -> None:
+        if self.best is None or _rank_key(row) < _rank_key(self.best):
+            self._save(row, model_record)
+            self.best = row
+
+    def saved_trial(self) -> int | None:
+        from nnscratch.io import read_model_metadata
+
+        try:
+            return int(read_model_metadata(self.path)["summary"]["sweep_trial"])
+        except (NnscratchError, OSError, KeyError, TypeError, ValueError):
+            return None
+
+    def ensure(self, best: dict | None, retrain) -> None:
+        """Make the file hold ``best``'s network, retraining it (same seed: the same network) if it does not."""
+        if best is not None and self.saved_trial() != best["trial"]:
+            self._save(best, retrain(best))
+
+
+def _retrain(settings: SweepSettings, row: dict) -> dict:
+    params = {name: row[name] for name in ("trial", "lr", "weight_decay", "seed")}
+    return run_trial(settings.to_dict(), params, load_sweep_data(settings))["model"]
+
+
+# ============================================================================ figures and summary
+
+
+def _draw(out: Path, rows: list[dict], log) -> dict:
+    from nnscratch.plots.sweep import plot_best_trials, plot_lr_weight_decay
+
+    ranked = sorted(rows, key=_rank_key)
+    curves = []
+    for row in ranked[:20]:
+        found = row if "val_acc_list" in row else _read_curves(out, row["trial"])
+        if found is None:
+            log(f"warning: {_curves_path(out, row['trial'])} is missing; trial {row['trial']} "
+                "is left out of the figure")
+            continue
+        curves.append({**row, "val_acc_list": found["val_acc_list"], "train_acc_list": found["train_acc_list"]})
+    files = {}
+    if curves:
+        files["curves_plot"] = out / CURVES_PLOT_NAME
+        plot_best_trials(curves, files["curves_plot"])
+    files["scatter_plot"] = out / SCATTER_PLOT_NAME
+    plot_lr_weight_decay([r["lr"] for r in rows], [r["weight_decay"] for r in rows],
+                         [r["val_acc"] for r in rows], files["scatter_plot"])
+    return files
+
+
+def _summarize(result: SweepResult, log) -> None:
+    rows, best = result.rows, result.best
+    done_before = len(rows) - len(result.trained)
+    log(f"{len(rows)} trials in {result.out}: {len(result.trained)} trained now"
+        + (f", {done_before} on record" if done_before else ""))
+    for rank, row in enumerate(sorted(rows, key=_rank_key)[:5], start=1):
+        log(f"Best-{rank} (val acc: {row['val_acc']:.4f}) | lr: {row['lr']:.4g}, "
+            f"weight decay: {row['weight_decay']:.4g}   [trial {row['trial']}]")
+    if best is not None:
+        shown = ", ".join(str(p) for k, p in result.files.items() if k != "settings")
+        log(f"best: lr {best['lr']:.4g}, weight decay {best['weight_decay']:.4g}, "
+            f"val acc {best['val_acc']:.4f} (trial {best['trial']}); files: {shown}")
