@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
@@ -44,12 +46,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E40
 from nnscratch import errors  # noqa: E402
 from nnscratch.errors import ConfigError  # noqa: E402
 from nnscratch.functions import softmax  # noqa: E402
-from nnscratch.training import Trainer  # noqa: E402
+from nnscratch.runs import RunSettings, build_model, build_optimizer, fit  # noqa: E402
 
 __all__ = ["NeuralNetClassifier", "ConvergenceWarning"]
 
 MODELS = ("mlp", "two-layer", "simple-cnn", "deep-cnn")
-SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+# RunSettings' field names -> this estimator's parameter names, for its error messages.
+_PARAMETER_NAMES = {"model": "model", "hidden": "hidden_layer_sizes", "batch_size": "batch_size",
+                    "optimizer": "solver", "lr": "learning_rate_init", "weight_decay": "alpha",
+                    "dropout": "dropout", "batchnorm": "batchnorm", "epochs": "max_iter"}
 # MLPClassifier's names -> nnscratch's; 'identity' has no layer here.
 ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh"}
 MODEL_ACTIVATIONS = {"mlp": ("relu", "sigmoid", "tanh"), "two-layer": ("relu", "sigmoid"),
@@ -225,7 +230,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                              "(every class of the problem, e.g. classes=np.unique(y_all))")
         X, y = validate_data(self, X, y, reset=start_over, dtype=(np.float64, np.float32))
         check_classification_targets(y)
-        settings = self._settings(X.shape[0])
+        settings, activation = self._settings(X.shape[0])
+        architecture = (settings.model, settings.hidden, activation, settings.dropout, settings.batchnorm)
 
         if start_over:
             classes_ = unique_labels(classes) if incremental else unique_labels(y)
@@ -236,8 +242,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             self._seed_all()
             self.classes_ = classes_
             self.image_shape_ = image_shape
-            self.model_ = self._build_model(settings, X.shape[1], len(classes_))
-            self._architecture = settings["architecture"]
+            self.model_ = self._build_model(settings, activation, X.shape[1], len(classes_))
+            self._architecture = architecture
             self._optimizer = None
             self.loss_curve_ = []
             self.validation_scores_ = [] if self.early_stopping and not incremental else None
@@ -247,16 +253,16 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ = 0
             self.t_ = 0
         else:
-            if settings["architecture"] != self._architecture:
-                raise ConfigError("warm_start and partial_fit continue the fitted network, whose "
-                                  f"architecture was {self._architecture}; the parameters now ask "
-                                  f"for {settings['architecture']}: fit with warm_start=False")
+            if architecture != self._architecture:
+                raise ConfigError("warm_start and partial_fit continue the fitted network, built as "
+                                  f"(model, hidden, activation, dropout, batchnorm) = {self._architecture}; "
+                                  f"the parameters now ask for {architecture}: fit with warm_start=False")
             what = "classes passed to the first partial_fit" if incremental else \
                 "classes seen by the first fit (warm_start)"
             self._check_y_in(y, self.classes_, what)
         if self._optimizer is None or not incremental:
             # A warm-started fit starts a fresh optimizer, as MLPClassifier does; partial_fit keeps it.
-            self._optimizer = self._build_optimizer(settings)
+            self._optimizer = build_optimizer(settings)
 
         labels = np.searchsorted(self.classes_, y)
         x = self._as_model_input(X)
@@ -299,75 +305,55 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return x_train, x_val, t_train, t_val
 
     # ------------------------------------------------------------ settings
-    def _settings(self, n_samples: int) -> dict:
-        """Every parameter checked once, as the values training uses (ConfigError naming it)."""
+    def _settings(self, n_samples: int):
+        """Every parameter checked once: ``(RunSettings, activation)`` for ``n_samples`` samples.
+
+        The settings a training run shares (model, hidden layers, optimizer,
+        learning rate, weight decay, dropout, batch norm) are checked by
+        :class:`nnscratch.runs.RunSettings`; its errors are re-worded with this
+        estimator's parameter names. The rest is checked here.
+        """
         model = self.model
-        if model not in MODELS:
-            raise ConfigError(f"model must be one of {list(MODELS)}, got {model!r}")
-        hidden = self.hidden_layer_sizes
-        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-            hidden = [hidden]
-        try:
-            hidden = list(hidden)
-        except TypeError:
-            raise ConfigError(f"hidden_layer_sizes must be an int or a tuple of ints, got {hidden!r}") from None
-        if not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
-            raise ConfigError(f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}")
-        hidden = [int(h) for h in hidden]
-        if model == "mlp" and not hidden:
-            raise ConfigError("hidden_layer_sizes must name at least one hidden layer, got ()")
-        if model != "mlp" and len(hidden) != 1:
-            raise ConfigError(f"model={model!r} has one fully connected hidden layer: give one size in "
-                              f"hidden_layer_sizes, got {self.hidden_layer_sizes!r}")
         activation = ACTIVATIONS.get(self.activation) if isinstance(self.activation, str) else None
         if activation is None:
             raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if activation not in MODEL_ACTIVATIONS[model]:
+        if model in MODEL_ACTIVATIONS and activation not in MODEL_ACTIVATIONS[model]:
             raise ConfigError(f"activation={self.activation!r} is not available with model={model!r} "
                               f"(it has {', '.join(MODEL_ACTIVATIONS[model])})")
-        solver = self.solver.lower() if isinstance(self.solver, str) else self.solver
-        if solver not in SOLVERS:
-            raise ConfigError(f"solver must be one of {list(SOLVERS)} (nnscratch's optimizers), "
-                              f"got {self.solver!r}")
+        hidden = self.hidden_layer_sizes
+        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+            hidden = [hidden]
+        elif isinstance(hidden, (list, tuple, np.ndarray)):
+            hidden = list(hidden)
+        else:
+            raise ConfigError(f"hidden_layer_sizes must be an int or a tuple of ints, got {hidden!r}")
         alpha = _real("alpha", self.alpha, minimum=0.0)
-        if alpha > 0 and model != "mlp":
-            raise ConfigError(f"alpha (L2 weight decay) is available with model='mlp'; "
-                              f"set alpha=0 for model={model!r}")
+        if alpha > 0 and model in MODELS and model != "mlp":
+            raise ConfigError(f"alpha (L2 weight decay) is available with model='mlp': give alpha=0 "
+                              f"with model={model!r}")
         if isinstance(self.batch_size, str) and self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
             batch_size = min(_integer("batch_size", self.batch_size, minimum=1, extra="or 'auto'"), n_samples)
-        lr = self.learning_rate_init
-        if lr is not None:
-            lr = _real("learning_rate_init", lr, minimum=0.0, strict=True)
-        max_iter = _integer("max_iter", self.max_iter, minimum=1)
-        n_iter_no_change = _integer("n_iter_no_change", self.n_iter_no_change, minimum=1)
-        tol = _real("tol", self.tol, minimum=0.0)
+        _integer("max_iter", self.max_iter, minimum=1)
+        _integer("n_iter_no_change", self.n_iter_no_change, minimum=1)
+        _real("tol", self.tol, minimum=0.0)
         fraction = _real("validation_fraction", self.validation_fraction, minimum=0.0, strict=True)
         if not fraction < 1:
             raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
-        for name in ("shuffle", "verbose", "warm_start", "early_stopping", "batchnorm"):
+        for name in ("shuffle", "verbose", "warm_start", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        dropout = self.dropout
-        if dropout is not None:
-            dropout = _real("dropout", dropout, minimum=0.0, strict=True)
-            if not dropout < 1:
-                raise ConfigError(f"dropout must lie in (0, 1) or be None, got {self.dropout!r}")
-            if model not in ("mlp", "deep-cnn"):
-                raise ConfigError(f"dropout is available with model='mlp' and 'deep-cnn', not {model!r}")
-        if self.batchnorm and model != "mlp":
-            raise ConfigError(f"batchnorm is available with model='mlp', not {model!r}")
         if model in ("mlp", "two-layer") and self.image_shape is not None:
             raise ConfigError(f"image_shape is for the CNNs; model={model!r} takes rows of features")
-        del max_iter, n_iter_no_change, tol
-        return {
-            "model": model, "hidden": hidden, "activation": activation, "solver": solver,
-            "lr": lr, "weight_decay": alpha / batch_size, "batch_size": batch_size,
-            "dropout": dropout, "batchnorm": bool(self.batchnorm),
-            "architecture": {"model": model, "hidden": hidden, "activation": activation,
-                             "dropout": dropout, "batchnorm": bool(self.batchnorm)},
-        }
+        settings = RunSettings(model=model, hidden=hidden, epochs=1, batch_size=batch_size,
+                               optimizer=self.solver.lower() if isinstance(self.solver, str) else self.solver,
+                               lr=self.learning_rate_init, weight_decay=alpha / batch_size,
+                               dropout=self.dropout, batchnorm=self.batchnorm, seed=0)
+        try:
+            return settings.resolved(), activation
+        except ConfigError as exc:
+            raise ConfigError(_our_names(str(exc))) from None
 
     def _resolve_image_shape(self, n_features: int):
         if self.model in ("mlp", "two-layer"):
@@ -391,46 +377,24 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                               f"X has {n_features} features")
         return shape
 
-    def _build_model(self, s: dict, n_features: int, n_classes: int):
-        from nnscratch.models.registry import build_model
-
-        out = max(n_classes, 1)
-        if s["model"] == "mlp":
-            config = dict(input_size=n_features, hidden_size_list=s["hidden"], output_size=out,
-                          activation=s["activation"], weight_init_std="he",
-                          weight_decay_lambda=s["weight_decay"], use_batchnorm=s["batchnorm"])
-            if s["dropout"] is not None:
-                config.update(use_dropout=True, dropout_ratio=s["dropout"])
-            return build_model("MultiLayerNet", dict(config, seed=self._seed))
-        if s["model"] == "two-layer":
-            return build_model("TwoLayerNet", dict(
-                input_size=n_features, hidden_size=s["hidden"][0], output_size=out,
-                weight_init_std=float(np.sqrt(2.0 / n_features)), activation=s["activation"],
-                seed=self._seed))
-        if s["model"] == "simple-cnn":
-            return build_model("SimpleConvNet", dict(
-                input_dim=self.image_shape_, hidden_size=s["hidden"][0], output_size=out,
-                weight_init_std=0.01, seed=self._seed))
-        config = dict(input_dim=self.image_shape_, hidden_size=s["hidden"][0], output_size=out,
-                      seed=self._seed)
-        if s["dropout"] is not None:
-            config.update(dropout_ratio=s["dropout"])
-        return build_model("DeepConvNet", config)
-
-    def _build_optimizer(self, s: dict):
-        from nnscratch.optimizers import build_optimizer
-
-        default_lr = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-                      "rmsprop": 0.001, "adam": 0.001}
-        return build_optimizer(s["solver"], lr=s["lr"] if s["lr"] is not None else default_lr[s["solver"]])
+    def _build_model(self, settings, activation: str, n_features: int, n_classes: int):
+        """``nnscratch.runs.build_model``'s network, with the hidden activation asked for."""
+        input_shape = self.image_shape_ if self.image_shape_ is not None else (n_features,)
+        # One class still gets a network (of one output: predict returns that class).
+        model = build_model(replace(settings, seed=self._seed), input_shape=input_shape,
+                            n_classes=max(n_classes, 1))
+        if model.config.get("activation", activation) != activation:
+            # runs builds ReLU networks; the same constructor arguments with another activation.
+            model = type(model)(**dict(model.config, activation=activation))
+        return model
 
     # ------------------------------------------------------------ training
-    def _train(self, s, x, labels, x_val, t_val, *, epochs, incremental):
+    def _train(self, settings, x, labels, x_val, t_val, *, epochs, incremental):
         monitor = _EpochMonitor(self, incremental, shuffle=self.shuffle)
-        trainer = Trainer(self.model_, self._optimizer, x, labels, x_val, t_val, epochs=epochs,
-                          batch_size=s["batch_size"], seed=int(self._rng.integers(np.iinfo(np.int32).max)),
-                          evaluate_sample_num_per_epoch=1, callbacks=[monitor])
-        trainer.fit()
+        settings = replace(settings, epochs=epochs, seed=int(self._rng.integers(np.iinfo(np.int32).max)))
+        # eval_samples=1: the per-epoch training accuracy is not reported, so measure it on one sample.
+        fit(settings, (x, labels, x_val, t_val), callbacks=[monitor], model=self.model_,
+            optimizer=self._optimizer, n_classes=self.model_.output_size, eval_samples=1)
         if monitor.best_state is not None:
             _restore(self.model_, monitor.best_state)
         if not incremental and not monitor.stopped:
@@ -547,6 +511,15 @@ def _restore(model, state) -> None:
         target = getattr(model, kind)
         for key, value in state[kind].items():
             target[key][...] = value
+
+
+def _our_names(message: str) -> str:
+    """A RunSettings error ("hidden must ...", "dropout, batchnorm: ...") in the estimator's names."""
+    match = re.match(r"([a-z_]+(?:, [a-z_]+)*)(.*)", message, re.S)
+    if not match:
+        return message
+    names = [_PARAMETER_NAMES.get(name, name) for name in match.group(1).split(", ")]
+    return ", ".join(names) + match.group(2)
 
 
 def _integer(name, value, *, minimum, extra=""):
