@@ -11,13 +11,15 @@ any photo, scan or drawing.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import stat
+from dataclasses import dataclass
 
 import numpy as np
 
 from nnscratch.errors import ImageInputError
 
-__all__ = ["prepare_digit", "prepare_digits", "DIGIT_BOX", "FIELD"]
+__all__ = ["prepare_digit", "prepare_digits", "prepare_digit_stages", "DigitStages", "DIGIT_BOX", "FIELD",
+           "MAX_PIXELS", "MAX_FILE_BYTES"]
 
 FIELD = 28       # side of the MNIST image
 DIGIT_BOX = 20   # side of the box the digit is scaled to fit
@@ -40,6 +42,37 @@ _PAPER_MAP_SIDE = 64
 # A photo of many megapixels holds far more detail than a 20x20 digit needs: larger
 # pictures are first averaged in blocks down to about this side (time and memory).
 _MAX_SIDE = 1000
+# Pictures are refused above this many pixels (read from the header, before decoding)
+# or this many bytes on disk: a 100-megapixel page is decoded in about a second,
+# reduced on the way; anything larger is not a picture of a digit.
+MAX_PIXELS = 150_000_000
+MAX_FILE_BYTES = 200_000_000
+
+
+@dataclass
+class DigitStages:
+    """The steps of :func:`prepare_digit`, to show what the network is given.
+
+    Attributes
+    ----------
+    crop : ndarray of shape (h, w), float32, or None
+        The ink cut out at the picture's resolution (after large pictures are
+        reduced to about 1000 pixels a side), ink 1 on 0.
+    fitted : ndarray of shape (h', w'), float32, or None
+        The crop (thin strokes widened) scaled to fit the 20x20 box.
+    field : ndarray of shape (28, 28), float32, or None
+        What the network sees: ``prepare_digit(image)[0]``.
+    blank : bool
+        True when the picture holds no digit; then the arrays are None.
+    note : str or None
+        When blank, what the picture holds (e.g. "the image is blank (all white...)").
+    """
+
+    crop: np.ndarray | None
+    fitted: np.ndarray | None
+    field: np.ndarray | None
+    blank: bool
+    note: str | None = None
 
 
 def _describe(image) -> str:
@@ -48,64 +81,135 @@ def _describe(image) -> str:
     return f"<{type(image).__name__}>"
 
 
+def _check_path(source, name: str) -> None:
+    """A path must name a regular file: a FIFO or a device would block or never end."""
+    try:
+        info = os.stat(source)
+    except FileNotFoundError:
+        raise ImageInputError(f"{name}: no such image file") from None
+    except OSError as exc:
+        raise ImageInputError(f"{name}: cannot read image: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageInputError(f"{name}: is a directory, expected an image file (PNG, JPEG...)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageInputError(f"{name}: not a regular file (a pipe, socket or device); "
+                              "expected an image file (PNG, JPEG...)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageInputError(f"{name}: the file is too large for a digit picture "
+                              f"({info.st_size / 1e6:.0f} MB; at most {MAX_FILE_BYTES // 10**6} MB)")
+
+
 def _open_image(source):
-    """Open a path or file object with Pillow; any failure -> ImageInputError."""
+    """Open a path or file object with Pillow; any failure -> ImageInputError.
+
+    The size is read from the header before any pixel is decoded: pictures over
+    MAX_PIXELS are refused, and large ones are decoded reduced (JPEG's draft
+    mode decodes at 1/2, 1/4 or 1/8 scale directly; other formats are reduced
+    by block means in Pillow right after decoding), so that a scanned page is
+    read in a fraction of a second and never fills the memory.
+    """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageInputError(f"{name}: no such image file")
-        if path.is_dir():
-            raise ImageInputError(f"{name}: is a directory, expected an image file (PNG, JPEG...)")
+        _check_path(source, name)
     try:
-        image = Image.open(source)
-        image.load()
-        # Phone photos store their rotation in EXIF rather than in the pixels.
-        image = ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Our own bound below replaces Pillow's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageInputError(
+                    f"{name}: the picture is too large ({width}x{height} pixels; "
+                    f"at most {MAX_PIXELS // 10**6} megapixels)")
+            if width < 1 or height < 1:
+                raise ImageInputError(f"{name}: the image is empty ({width}x{height} pixels)")
+            factor = max(width, height) // _MAX_SIDE
+            if factor >= 2 and image.format == "JPEG":
+                image.draft(image.mode if image.mode in ("L", "RGB") else None,
+                            (width // factor, height // factor))
+            image.load()
+            factor = max(image.size) // _MAX_SIDE
+            if factor >= 2:
+                image = image.reduce(factor)
+            # Phone photos store their rotation in EXIF rather than in the pixels.
+            image = ImageOps.exif_transpose(image)
+    except ImageInputError:
+        raise
     except UnidentifiedImageError as exc:
         raise ImageInputError(f"{name}: not a readable image (PNG, JPEG, ...)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"{name}: image is too large ({exc})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageInputError(f"{name}: cannot read image: {exc}") from exc
+        raise ImageInputError(f"{name}: image is too large ({_short(exc)})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageInputError(f"{name}: cannot read image: {_short(exc)}") from exc
     return image
 
 
-def _to_gray(image) -> np.ndarray:
-    """A Pillow image -> 2-D float64 grey levels in [0, 1], transparency shown as white."""
+def _short(exc, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _to_gray(image):
+    """A Pillow image -> (grey, alpha): float64 grey levels in [0, 1] with transparency
+    shown as white paper, and the alpha channel in [0, 1] (None when opaque)."""
     from PIL import Image
 
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+        return _array_to_gray(rgba, scale=1.0)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         gray = np.asarray(image, dtype=np.float64)
-        top = gray.max()
-        return gray / top if top > 1 else gray
-    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        top = gray.max() if gray.size else 0
+        return (gray / top if top > 1 else gray), None
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0, None
 
 
-def _array_to_gray(array: np.ndarray) -> np.ndarray:
+def _array_to_gray(array: np.ndarray, scale: float | None = None):
+    """An array -> (grey, alpha) as :func:`_to_gray`."""
     a = np.asarray(array)
     if a.dtype.kind not in "biuf":
         raise ImageInputError(f"image array must be numeric, got dtype {a.dtype}")
+    if a.size > MAX_PIXELS * 4:
+        raise ImageInputError(f"image array is too large ({a.size} values)")
     a = np.squeeze(a.astype(np.float64))
     if a.ndim == 3 and a.shape[-1] in (3, 4):
-        scale = 255.0 if a.max() > 1 else 1.0
+        if scale is None:
+            scale = 255.0 if a.size and np.nanmax(a) > 1 else 1.0
         rgb = a[..., :3] / scale
         gray = rgb @ np.array([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L"
         if a.shape[-1] == 4:
             alpha = a[..., 3] / scale
-            gray = gray * alpha + (1.0 - alpha)  # composite on white
-        return gray
+            # Transparent pixels are paper: composite on white.
+            return gray * alpha + (1.0 - alpha), alpha
+        return gray, None
     if a.ndim != 2:
         raise ImageInputError(
             f"image array must have shape (H, W), (H, W, 3) or (H, W, 4), got {np.shape(array)}"
         )
-    return a / 255.0 if a.max() > 1 else a
+    return (a / 255.0 if a.size and np.nanmax(a) > 1 else a), None
+
+
+def _blank_note(gray: np.ndarray, alpha) -> str:
+    """Say what a picture without a digit holds."""
+    if alpha is not None:
+        opaque = alpha > 0.1
+        if not opaque.any():
+            return "no digit found: the picture is fully transparent (nothing is drawn)"
+        if opaque.all() and not (alpha < 0.9).any():
+            return _blank_note(gray, None)
+        # Strokes drawn in white (or a very light colour) on a transparent background:
+        # transparency counts as white paper, so the strokes vanish on it.
+        return ("no digit found: the picture holds only white or very light strokes on a transparent "
+                "background, which count as white paper; draw in a dark colour, or export the "
+                "picture with its background")
+    level = float(np.median(gray))
+    shade = "white" if level > 0.8 else "black" if level < 0.2 else "grey"
+    return (f"no digit found: the image is blank (all {shade}; draw the digit darker than "
+            "the paper, or lighter on a dark background)")
 
 
 def _shrink_large(gray: np.ndarray) -> np.ndarray:
@@ -216,6 +320,76 @@ def _widen_thin_strokes(patch: np.ndarray) -> np.ndarray:
     return _square_filter(patch, grow + 1, np.max, grow=True) if grow > 0 else patch
 
 
+def prepare_digit_stages(image) -> DigitStages:
+    """Prepare a picture as :func:`prepare_digit` does, keeping each stage.
+
+    A picture holding no digit is not an error here: the result has
+    ``blank=True`` and a ``note`` saying what the picture holds. An unreadable
+    file or array still raises :class:`ImageInputError`.
+    """
+    name = _describe(image)
+    if isinstance(image, np.ndarray):
+        gray, alpha = _array_to_gray(image)
+    else:
+        try:
+            from PIL import Image
+        except ImportError as exc:  # pragma: no cover - Pillow is a dependency
+            raise ImageInputError("reading images needs Pillow (pip install pillow)") from exc
+        pil = image if isinstance(image, Image.Image) else _open_image(image)
+        if pil.width * pil.height > MAX_PIXELS:
+            raise ImageInputError(f"{name}: the picture is too large ({pil.width}x{pil.height} pixels; "
+                                  f"at most {MAX_PIXELS // 10**6} megapixels)")
+        gray, alpha = _to_gray(pil)
+    if gray.size == 0 or min(gray.shape) < 1:
+        raise ImageInputError(f"{name}: the image is empty ({gray.shape[1]}x{gray.shape[0]} pixels)")
+    if not np.all(np.isfinite(gray)):
+        raise ImageInputError(f"{name}: the image holds NaN or infinite values")
+    gray = _shrink_large(gray)
+
+    light_paper = np.median(_border(gray)) > 0.5
+    ink = 1.0 - gray if light_paper else gray
+    paper = _paper_level(ink)
+    ink = ink - paper
+    if light_paper:
+        # Light falls on ink and paper alike: dividing by the paper's brightness makes
+        # a stroke in a shadow as dark as one in full light.
+        ink = ink / np.maximum(1.0 - paper, _MIN_CONTRAST)
+    strongest = float(ink.max())
+    if strongest < _MIN_CONTRAST:
+        return DigitStages(None, None, None, True, _blank_note(gray, alpha))
+    ink = np.clip(ink / strongest, 0.0, 1.0)
+
+    # Ink must also be ink on average over its 3x3 square: a lone noisy pixel of a
+    # photo then no longer stretches the crop, while a 1-pixel line keeps a third
+    # of its value.
+    is_ink = (ink > _INK_THRESHOLD) & (_square_filter(ink, 3, np.mean) > _INK_THRESHOLD)
+    rows = np.flatnonzero(is_ink.any(axis=1))
+    cols = np.flatnonzero(is_ink.any(axis=0))
+    too_small = "no digit found: the ink is too small or too faint (only specks)"
+    if rows.size == 0:  # only specks
+        return DigitStages(None, None, None, True, too_small)
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = np.where(crop > _INK_THRESHOLD / 2, crop, 0.0)  # drop faint paper texture
+    patch = _widen_thin_strokes(crop)
+
+    height, width = patch.shape
+    scale = DIGIT_BOX / max(height, width)
+    new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    patch = _resize(patch, new_size)
+    total = patch.sum()
+    if total <= 0:  # a speck that vanished in resampling
+        return DigitStages(None, None, None, True, too_small)
+
+    # Translate so the centre of mass lands on the field's centre, as MNIST did.
+    ys, xs = np.indices(patch.shape)
+    centre_y, centre_x = (ys * patch).sum() / total, (xs * patch).sum() / total
+    top = int(np.clip(round(FIELD / 2 - centre_y), 0, FIELD - patch.shape[0]))
+    left = int(np.clip(round(FIELD / 2 - centre_x), 0, FIELD - patch.shape[1]))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    return DigitStages(crop.astype(np.float32), patch.astype(np.float32), field, False, None)
+
+
 def prepare_digit(image) -> np.ndarray:
     """Prepare one digit picture the way MNIST digits were prepared.
 
@@ -246,66 +420,10 @@ def prepare_digit(image) -> np.ndarray:
     ImageInputError
         The file cannot be read, or the image holds no visible digit.
     """
-    name = _describe(image)
-    if isinstance(image, np.ndarray):
-        gray = _array_to_gray(image)
-    else:
-        try:
-            from PIL import Image
-        except ImportError as exc:  # pragma: no cover - Pillow is a dependency
-            raise ImageInputError("reading images needs Pillow (pip install pillow)") from exc
-        pil = image if isinstance(image, Image.Image) else _open_image(image)
-        gray = _to_gray(pil)
-    if gray.size == 0 or min(gray.shape) < 1:
-        raise ImageInputError(f"{name}: the image is empty ({gray.shape[1]}x{gray.shape[0]} pixels)")
-    if not np.all(np.isfinite(gray)):
-        raise ImageInputError(f"{name}: the image holds NaN or infinite values")
-    gray = _shrink_large(gray)
-
-    light_paper = np.median(_border(gray)) > 0.5
-    ink = 1.0 - gray if light_paper else gray
-    paper = _paper_level(ink)
-    ink = ink - paper
-    if light_paper:
-        # Light falls on ink and paper alike: dividing by the paper's brightness makes
-        # a stroke in a shadow as dark as one in full light.
-        ink = ink / np.maximum(1.0 - paper, _MIN_CONTRAST)
-    strongest = float(ink.max())
-    if strongest < _MIN_CONTRAST:
-        raise ImageInputError(
-            f"{name}: no digit found: the image is blank "
-            "(draw the digit darker than the paper, or lighter on a dark background)"
-        )
-    ink = np.clip(ink / strongest, 0.0, 1.0)
-
-    # Ink must also be ink on average over its 3x3 square: a lone noisy pixel of a
-    # photo then no longer stretches the crop, while a 1-pixel line keeps a third
-    # of its value.
-    is_ink = (ink > _INK_THRESHOLD) & (_square_filter(ink, 3, np.mean) > _INK_THRESHOLD)
-    rows = np.flatnonzero(is_ink.any(axis=1))
-    cols = np.flatnonzero(is_ink.any(axis=0))
-    if rows.size == 0:  # only specks
-        raise ImageInputError(f"{name}: no digit found: the ink is too small or too faint")
-    patch = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    patch = np.where(patch > _INK_THRESHOLD / 2, patch, 0.0)  # drop faint paper texture
-    patch = _widen_thin_strokes(patch)
-
-    height, width = patch.shape
-    scale = DIGIT_BOX / max(height, width)
-    new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    patch = _resize(patch, new_size)
-    total = patch.sum()
-    if total <= 0:  # a speck that vanished in resampling
-        raise ImageInputError(f"{name}: no digit found: the ink is too small or too faint")
-
-    # Translate so the centre of mass lands on the field's centre, as MNIST did.
-    ys, xs = np.indices(patch.shape)
-    centre_y, centre_x = (ys * patch).sum() / total, (xs * patch).sum() / total
-    top = int(np.clip(round(FIELD / 2 - centre_y), 0, FIELD - patch.shape[0]))
-    left = int(np.clip(round(FIELD / 2 - centre_x), 0, FIELD - patch.shape[1]))
-    field = np.zeros((FIELD, FIELD), dtype=np.float32)
-    field[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
-    return field[np.newaxis]
+    stages = prepare_digit_stages(image)
+    if stages.blank:
+        raise ImageInputError(f"{_describe(image)}: {stages.note}")
+    return stages.field[np.newaxis]
 
 
 def prepare_digits(images) -> np.ndarray:
