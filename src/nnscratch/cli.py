@@ -921,11 +921,18 @@ def build_parser() -> argparse.ArgumentParser:
     # -- commands whose code lives with their front end (each add_parser imports nothing heavy)
     # more commands: one line each below
     _add_sweep(commands)
+    _add_serve(commands)
     return parser
 
 
 def _add_sweep(commands) -> None:
     from nnscratch.sweep_command import add_parser  # argparse only; Dask loads when a sweep runs
+
+    add_parser(commands)
+
+
+def _add_serve(commands) -> None:
+    from nnscratch.serve.command import add_parser  # argparse only: the web stack loads in the command
 
     add_parser(commands)
 

@@ -1,0 +1,309 @@
+"""The drawing page's web application (FastAPI): the page, and the HTTP API behind it.
+
+``create_app(models=..., runs_dir=..., digits_dir=...)`` returns the ASGI app;
+``nnscratch serve`` runs it on uvicorn. Routes:
+
+* ``GET /`` and ``/static/...``: the page (HTML, JS, CSS shipped in the package;
+  nothing comes from another host).
+* ``GET /api/models``: the models one can pick.
+* ``POST /api/predict[?model=ID&details=true]``: read a drawing.
+* ``GET /api/digits``, ``POST /api/digits?label=K``: the folder of the user's own digits.
+* ``GET/POST /api/train``, ``POST /api/train/stop``, ``GET /api/train/events`` (server-sent
+  events): a small training run started from the page.
+
+Every request the server cannot use gets a 4xx JSON answer ``{"detail": "..."}``
+that says what is wrong: bodies are refused by their Content-Length before
+being read, and by their length while being read; pictures by their header
+before being decoded.
+"""
+
+
+import asyncio
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+from nnscratch.errors import ImageInputError, ModelFileError, NnscratchError
+from nnscratch.extras import require
+
+from . import answer as answers
+from .catalog import PRETRAINED_ID, ModelCatalog, UnknownModelError
+from .digits import DigitFolder
+from .inputs import IMAGE_TYPES, JSON_TYPE, MAX_BODY_BYTES, BadInput, parse_body
+from .training import TrainingJob
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("nnscratch.serve")
+
+STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+                "style.css": "text/css; charset=utf-8"}
+MAX_MODEL_ID = 120
+
+# The request bodies of POST /api/predict and /api/digits, for the OpenAPI document.
+_PIXELS_SCHEMA = {"type": "array", "minItems": 28, "maxItems": 28,
+                  "items": {"type": "array", "minItems": 28, "maxItems": 28,
+                            "items": {"type": "number", "minimum": 0, "maximum": 1}}}
+_PICTURE_BODY = {
+    "required": True,
+    "description": "The drawing: a PNG or JPEG picture (an RGBA canvas export with a transparent "
+                   "background works), or JSON with a data URL of one, or the 28x28 field itself "
+                   "(white digit on black, values 0..1, as MNIST).",
+    "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"oneOf": [
+            {"type": "object", "title": "Picture", "required": ["image"], "additionalProperties": False,
+             "properties": {"image": {"type": "string", "pattern": "^data:image/(png|jpeg);base64,",
+                                      "description": "data:image/png;base64,... or data:image/jpeg;base64,..."}}},
+            {"type": "object", "title": "Pixels", "required": ["pixels"], "additionalProperties": False,
+             "properties": {"pixels": _PIXELS_SCHEMA}},
+        ]}},
+    },
+}
+_ERROR = {"description": "what is wrong with the request",
+          "content": {"application/json": {"schema": {
+              "type": "object", "required": ["detail"], "properties": {"detail": {}}}}}}
+_ERRORS = {code: _ERROR for code in (400, 404, 409, 413, 415, 422)}
+
+
+def _static(name: str) -> bytes:
+    return (resources.files("nnscratch.serve") / "static" / name).read_bytes()
+
+
+def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: bool = True,
+               max_body_bytes: int = MAX_BODY_BYTES, train_limit_s: float | None = None):
+    """The FastAPI application of the drawing page.
+
+    Parameters
+    ----------
+    models : list of paths
+        Model files to offer besides the pretrained DeepConvNet (``--model``).
+    runs_dir : path
+        Folder of training runs: every ``model.npz`` under it is offered, and
+        runs started from the page are written there.
+    digits_dir : path
+        Folder the "It was a ..." buttons append the user's digits to (IDX files).
+    pretrained : bool
+        Offer the bundled DeepConvNet.
+    max_body_bytes : int
+        Larger request bodies are refused with 413.
+    """
+    fastapi = require("fastapi", "serve", "the drawing page (nnscratch serve)")
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    del fastapi
+    catalog = ModelCatalog(models, runs_dir, pretrained=pretrained)
+    folder = DigitFolder(digits_dir)
+    job = TrainingJob(Path(runs_dir), catalog)
+    static = {name: _static(name) for name in STATIC_FILES}
+    default_id = PRETRAINED_ID if pretrained else None
+
+    app = FastAPI(
+        title="nnscratch drawing page",
+        version=__import__("nnscratch").__version__,
+        description="Draw a digit and watch a from-scratch NumPy network read it, layer by layer.",
+        docs_url=None, redoc_url=None,   # the interactive docs would load scripts from a CDN
+    )
+    app.state.catalog, app.state.digits, app.state.job = catalog, folder, job
+
+    # ------------------------------------------------------------ errors
+    def error(status: int, message: str):
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(BadInput)
+    async def _bad_input(request, exc: BadInput):
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(UnknownModelError)
+    async def _unknown_model(request, exc):
+        return error(404, str(exc))
+
+    @app.exception_handler(NnscratchError)
+    async def _nnscratch_error(request, exc):
+        status = 422 if isinstance(exc, (ImageInputError, ModelFileError)) else 400
+        return error(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, exc):
+        parts = []
+        for problem in exc.errors():
+            where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "body"))
+            parts.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
+        return error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    # ------------------------------------------------------------ helpers
+    async def read_body(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                raise BadInput(400, f"invalid Content-Length {length!r}")
+            if int(length) > max_body_bytes:
+                raise BadInput(413, f"the body is {int(length):,} bytes; at most {max_body_bytes:,} are accepted")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise BadInput(413, f"the body is over {max_body_bytes:,} bytes, the most accepted")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def check_model_id(model_id: str) -> str:
+        if len(model_id) > MAX_MODEL_ID or not all(c.isalnum() or c in "._-" for c in model_id) or not model_id:
+            raise UnknownModelError(f"unknown model id {model_id[:MAX_MODEL_ID]!r}: ids are letters, digits, "
+                                    "'.', '_' and '-' (GET /api/models lists them)")
+        return model_id
+
+    async def drawing_of(request: Request):
+        kind = request.headers.get("content-type")
+        body = await read_body(request)
+        return await run_in_threadpool(parse_body, kind, body)
+
+    # ------------------------------------------------------------ the page
+    def static_response(name: str):
+        return Response(static[name], media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return static_response("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static_file(name: str):
+        if name not in static:
+            return error(404, f"no static file {name[:100]!r}")
+        return static_response(name)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)
+
+    # ------------------------------------------------------------ models
+    @app.get("/api/models", summary="The models one can pick", responses=_ERRORS)
+    async def list_models():
+        """Every model the page offers: ``{"models": [{"id", "name", "source", ...}], "default": id}``.
+
+        ``source`` is ``pretrained``, ``file`` (given with ``--model``) or ``run``
+        (a ``model.npz`` under ``--runs``). Pass an ``id`` as ``?model=`` to
+        ``POST /api/predict``.
+        """
+        listing = await run_in_threadpool(catalog.refresh)
+        return {"models": listing, "default": default_id or (listing[0]["id"] if listing else None)}
+
+    # ------------------------------------------------------------ predict
+    @app.post("/api/predict", summary="Read a drawn digit", openapi_extra={"requestBody": _PICTURE_BODY},
+              responses=_ERRORS)
+    async def predict(request: Request,
+                      model: str = Query(None, max_length=MAX_MODEL_ID, description="model id (GET /api/models)"),
+                      details: bool = Query(False, description="also the layers' activations, the saliency "
+                                                               "map and the first layer's filters")):
+        """The reading of one drawing by one model.
+
+        Answer: ``label`` (null when there is nothing to read), ``probabilities``
+        (10 floats), ``confidence``, ``uncertain`` (a low-confidence or
+        not-digit-like reading) with ``reasons``, ``blank``, ``input`` (the
+        28x28 field the model saw) and ``stages`` (PNG data URLs of the
+        preparation: the ink cropped, fitted into 20x20, centred in 28x28).
+        With ``details=true`` also ``activations``, ``saliency`` (28x28:
+        d score(label) / d pixel by the model's backward) and ``filters``.
+        """
+        model_id = check_model_id(model or default_id or "")
+        loaded = await run_in_threadpool(catalog.get, model_id)
+        drawing = await drawing_of(request)
+        stages = await run_in_threadpool(answers.prepare, drawing)
+        return await run_in_threadpool(answers.answer, loaded, stages, details=details)
+
+    # ------------------------------------------------------------ the user's digits
+    @app.get("/api/digits", summary="How many of your own digits are saved", responses=_ERRORS)
+    async def digit_counts():
+        """``{"counts": [10 ints], "total": int}`` of the folder of your own digits."""
+        counts = await run_in_threadpool(folder.counts)
+        return {"counts": counts, "total": sum(counts)}
+
+    @app.post("/api/digits", summary="Save a drawing with its true label",
+              openapi_extra={"requestBody": _PICTURE_BODY}, responses=_ERRORS)
+    async def save_digit(request: Request, label: int = Query(..., ge=0, le=9, description="the true digit")):
+        """Prepare the drawing as for reading and append it with ``label`` to the folder
+        of your own digits (IDX files in MNIST's layout, for ``nnscratch evaluate --data``)."""
+        drawing = await drawing_of(request)
+        stages = await run_in_threadpool(answers.prepare, drawing)
+        if stages.blank:
+            raise BadInput(422, "the drawing is empty: draw a digit before saving it")
+        total = await run_in_threadpool(folder.append, stages.field, label)
+        counts = await run_in_threadpool(folder.counts)
+        return {"saved": label, "total": total, "counts": counts}
+
+    # ------------------------------------------------------------ training
+    @app.get("/api/train", summary="The training run started from the page", responses=_ERRORS)
+    async def train_status():
+        """State of the current or last run: ``{"state": "idle"|"running"|"stopping"|"done"|"failed", ...}``."""
+        return job.status()
+
+    @app.post("/api/train", summary="Start a small training run", status_code=202, responses=_ERRORS,
+              openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {
+                  "type": "object", "properties": {
+                      "model": {"type": "string", "enum": ["mlp", "two-layer", "simple-cnn"]},
+                      "hidden": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 1024},
+                                 "maxItems": 4},
+                      "epochs": {"type": "integer", "minimum": 1, "maximum": 20},
+                      "limit": {"type": "integer", "minimum": 100, "maximum": 60000},
+                      "optimizer": {"type": "string"},
+                      "lr": {"type": "number"}}}}}}})
+    async def train_start(request: Request):
+        """Start a run through ``nnscratch.runs`` (what ``nnscratch train`` does); 409 while one runs.
+        Follow it on ``GET /api/train/events``; the finished model appears in ``GET /api/models``."""
+        body = await read_body(request)
+        settings = {}
+        if body.strip():
+            from .inputs import parse_json
+
+            settings = parse_json(body)
+            if not isinstance(settings, dict):
+                raise BadInput(422, "the JSON body must be an object of run settings")
+        return await run_in_threadpool(job.start, settings)
+
+    @app.post("/api/train/stop", summary="Stop the running training run", responses=_ERRORS)
+    async def train_stop():
+        """Ask the run to stop at the end of its current batch (it keeps its checkpoint and model)."""
+        return job.stop()
+
+    @app.get("/api/train/events", summary="Training progress as server-sent events", responses=_ERRORS)
+    async def train_events(after: int = Query(0, ge=0, le=10**9, description="skip events up to this number")):
+        """``text/event-stream``: one ``data: {...}`` JSON event per batch report and epoch,
+        then ``end``. Closes when the run is over."""
+
+        async def stream():
+            cursor = after
+            idle = 0
+            while True:
+                events, finished = job.events_after(cursor)
+                for number, event in events:
+                    cursor = number
+                    yield f"id: {number}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                if finished:
+                    yield f"event: end\ndata: {json.dumps(job.status())}\n\n"
+                    return
+                idle = 0 if events else idle + 1
+                if idle and idle % 50 == 0:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    app.state.media_types = (*IMAGE_TYPES, JSON_TYPE)
+    return app

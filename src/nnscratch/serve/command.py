@@ -1,0 +1,47 @@
+"""``nnscratch serve``: the argparse part (light) and the command (imports the web stack)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "cmd_serve"]
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Register ``serve`` on the CLI's subparsers; imports nothing heavy."""
+    serve = commands.add_parser(
+        "serve", help="the drawing page: draw digits in the browser and watch the network read them",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve the drawing page on http://HOST:PORT: draw a digit with the mouse, a finger or\n"
+                    "a pen, and see the network read it live, layer by layer. Works offline.\n"
+                    "The HTTP API is described at /openapi.json.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (0.0.0.0 also lets other machines in: the page has no login)")
+    serve.add_argument("--port", type=int, default=8000, help="port")
+    serve.add_argument("--model", metavar="FILE", nargs="+", default=[], dest="models",
+                       help="model files (or run folders) to offer besides the pretrained DeepConvNet")
+    serve.add_argument("--runs", metavar="DIR", default="runs",
+                       help="runs folder: its model.npz files are offered, and runs started from the page go there")
+    serve.add_argument("--digits", metavar="DIR", default="digits",
+                       help="folder where the 'It was a ...' buttons save your digits (for evaluate --data)")
+    serve.set_defaults(func=cmd_serve)
+    return serve
+
+
+def cmd_serve(args) -> int:
+    from nnscratch.errors import ConfigError
+    from nnscratch.extras import require
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    uvicorn = require("uvicorn", "serve", "the drawing page (nnscratch serve)")
+    from .app import create_app
+
+    app = create_app(models=args.models, runs_dir=args.runs, digits_dir=args.digits)
+    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
+    print(f"nnscratch: the drawing page is on http://{shown}:{args.port}/  (Ctrl-C to stop)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0
