@@ -168,7 +168,7 @@ def test_train_refuses_to_overwrite_a_run(trained, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--model", "two-layer", "--batchnorm"], "--batchnorm need --model mlp"),
+    (["--model", "two-layer", "--batchnorm"], "--batchnorm: model two-layer is the book's plain TwoLayerNet; use --model mlp"),
     (["--model", "simple-cnn", "--weight-decay", "0.1"], "--weight-decay is available with --model mlp"),
     (["--model", "mlp", "--hidden", "0"], "--hidden"),
     (["--dropout", "1.5"], "--dropout"),

@@ -129,7 +129,8 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_
     training.proc.send_signal(signal.SIGINT)
     stdout, terminal = training.finish()
     assert training.proc.returncode == 130, stdout + terminal
-    assert f"Interrupted: resume with nnscratch train --resume {out}" in terminal
+    # The command to go on, as the user can type it (.venv/bin/nnscratch when not on the PATH).
+    assert re.search(rf"Interrupted: resume with \S*nnscratch train --resume {re.escape(str(out))}", terminal)
     assert "Traceback" not in terminal
     assert not (out / "model.npz").exists()
 
@@ -251,8 +252,8 @@ def test_resume_errors(reference, tmp_path):
 
 
 @pytest.mark.parametrize("forge, message", [
-    (lambda ckpt: ckpt.args["settings"].update(epochs="3"), "saved setting epochs is '3'"),
-    (lambda ckpt: ckpt.args["settings"].update(model="os.system"), "saved setting model"),
+    (lambda ckpt: ckpt.args["settings"].update(epochs="3"), "epochs must be an integer of at least 1 and at most 100,000, got '3'"),
+    (lambda ckpt: ckpt.args["settings"].update(model="os.system"), "model must be one of two-layer, mlp, simple-cnn, deep-cnn, got 'os.system'"),
     (lambda ckpt: ckpt.args.update(settings=None), "not a checkpoint of `nnscratch train`"),
     (lambda ckpt: ckpt.trainer_state.update(epoch="two"), "cannot restore the training state"),
 ], ids=["epochs-text", "unknown-model", "no-settings", "epoch-text"])
@@ -266,39 +267,70 @@ def test_forged_checkpoint_settings_are_a_clear_error(reference, tmp_path, forge
     assert_one_line_error(run("train", "--resume", out, "--epochs", EPOCHS + 1), "checkpoint.npz", message)
 
 
-def test_checkpoint_glue_resumes_mid_epoch_exactly(tmp_path):
-    """The same path in-process and deterministic: stop at batch 7 of epoch 2, save, load, go on."""
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 784), dtype=np.float32)
-    t = rng.integers(0, 10, 120)
+# ----------------------------------------------------------------- SIGTERM, claims
 
-    def setup():
-        model = MultiLayerNet(784, [32, 16], 10, use_dropout=True, dropout_ratio=0.3,
-                              use_batchnorm=True, seed=1)
-        return model, build_optimizer("adam", lr=0.01)
 
-    model, optimizer = setup()
-    Trainer(model, optimizer, x, t, x[:40], t[:40], epochs=3, batch_size=10, seed=4).fit()
+def test_sigterm_mid_epoch_saves_a_checkpoint_and_resume_is_exact(reference, tmp_path):
+    """`kill`, systemd and container runtimes send SIGTERM: it must behave like Ctrl-C."""
+    out = tmp_path / "terminated"
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(1)
+    training.proc.send_signal(signal.SIGTERM)
+    stdout, terminal = training.finish()
+    assert training.proc.returncode == 143, stdout + terminal
+    assert "SIGTERM: stopping after this batch" in terminal
+    assert re.search(rf"Interrupted: resume with \S*nnscratch train --resume {re.escape(str(out))}", terminal)
+    assert "Traceback" not in terminal
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]  # claim released, no temporaries
 
-    class StopAt:
-        def on_batch_end(self, trainer, iteration, loss):
-            if iteration == 12 + 7:
-                trainer.request_stop()
+    result = run("train", "--resume", out, "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert_same_weights(out / "model.npz", reference / "model.npz")
 
-    first_model, first_optimizer = setup()
-    first = Trainer(first_model, first_optimizer, x, t, x[:40], t[:40], epochs=3, batch_size=10,
-                    seed=4, callbacks=[StopAt()])
-    first.fit()
-    assert first.interrupted and first.epoch == 1 and first.batch_index == 7
-    path = nnio.save_checkpoint(tmp_path / "checkpoint.npz", cli._split_state(first),
-                                model=first_model, optimizer=first_optimizer, args={"settings": {}})
 
-    checkpoint = nnio.load_checkpoint(path)
-    second = Trainer(checkpoint.model, checkpoint.optimizer, x, t, x[:40], t[:40], epochs=3,
-                     batch_size=10, seed=4)
-    second.load_state_dict(cli._merge_state(checkpoint))
-    second.fit()
-    for key in model.params:
-        assert np.array_equal(checkpoint.model.params[key], model.params[key]), key
-    for key in model.buffers:
-        assert np.array_equal(checkpoint.model.buffers[key], model.buffers[key]), key
+def test_second_sigterm_never_loses_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "terminated-twice"
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(2)  # epoch 1's checkpoint is on disk
+    training.proc.send_signal(signal.SIGTERM)
+    training.proc.send_signal(signal.SIGTERM)  # the second may land while the checkpoint is written
+    stdout, terminal = training.finish()
+    assert training.proc.returncode in (130, 143), stdout + terminal
+    assert "Traceback" not in terminal
+    checkpoint = nnio.load_checkpoint(out / "checkpoint.npz")  # complete, whichever one it is
+    assert checkpoint.trainer_state["epoch"] >= 1
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused_at_once(tmp_path):
+    out = tmp_path / "shared"
+    first = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    try:
+        first.wait_inside_epoch(1)
+        started = time.monotonic()
+        second = run("train", "--limit", 500, "--epochs", 1, "--hidden", 8, "--out", out)
+        assert time.monotonic() - started < 60
+        assert_one_line_error(second, str(out), "in use by another training run",
+                              f"pid {first.proc.pid}")
+        # Once it has a checkpoint, a resume of the running run is refused the same way.
+        first.wait_inside_epoch(2)
+        assert_one_line_error(run("train", "--resume", out), "in use by another training run")
+        assert_one_line_error(run("train", "--out", out, "--limit", 500), "in use by another training run")
+    finally:
+        first.proc.send_signal(signal.SIGINT)
+        first.finish()
+    assert first.proc.returncode == 130
+    assert nnio.load_checkpoint(out / "checkpoint.npz")  # the first run's work is intact
+
+
+def test_the_claim_of_a_killed_run_is_taken_over_by_resume(reference, tmp_path):
+    out = tmp_path / "killed-claim"
+    training = TerminalRun("train", *TRAIN_ARGS, "--out", out)
+    training.wait_inside_epoch(2)
+    training.proc.send_signal(signal.SIGKILL)
+    training.finish(timeout=60)
+    assert (out / ".nnscratch-run.lock").exists()  # the claim file stays; its lock died with the process
+    result = run("train", "--resume", out, "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert_same_weights(out / "model.npz", reference / "model.npz")
+    assert not (out / ".nnscratch-run.lock").exists()

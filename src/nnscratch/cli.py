@@ -13,56 +13,27 @@ import argparse
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 
 from nnscratch import __version__
-from nnscratch.errors import (ConfigError, ModelFileError, NnscratchError, ShapeError,
-                              TrainingDivergedError)
+from nnscratch.errors import ConfigError, NnscratchError, ShapeError
 
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130   # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143    # SIGTERM
 
-MODEL_KINDS = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
-MODEL_CLASSES = {"two-layer": "TwoLayerNet", "mlp": "MultiLayerNet",
-                 "simple-cnn": "SimpleConvNet", "deep-cnn": "DeepConvNet"}
-OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+# What `train` takes from the command line: RunSettings' fields (nnscratch.runs).
+_SETTING_FLAGS = ("model", "hidden", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "dropout",
+                  "batchnorm", "augment", "seed", "dataset", "limit")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
-# Learning rates that work for each rule on MNIST (the book's chapter-6 comparison).
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-              "rmsprop": 0.001, "adam": 0.001}
-DEFAULT_HIDDEN = {"two-layer": [100], "mlp": [256], "simple-cnn": [100], "deep-cnn": [50]}
-
-# What plain `nnscratch train` does (README: `make train`).
-TRAIN_DEFAULTS = {
-    "model": "mlp",
-    "epochs": 5,
-    "batch_size": 100,
-    "optimizer": "adam",
-    "lr": None,            # None: DEFAULT_LR of the optimizer
-    "weight_decay": 0.0,
-    "dropout": None,
-    "batchnorm": False,
-    "hidden": None,        # None: DEFAULT_HIDDEN of the model
-    "augment": False,
-    "seed": 0,
-    "dataset": "mnist",
-    "limit": None,
-}
-# Training accuracy per epoch is measured on this many training images (as the book does).
-TRAIN_ACC_SAMPLES = 10_000
-CHECKPOINT_NAME = "checkpoint.npz"
 MODEL_NAME = "model.npz"
 
 
 # ============================================================================ helpers
-
-
-def _dataset_key(name: str) -> str:
-    return {"fashion-mnist": "fashion_mnist"}.get(name, name)
 
 
 def _say(*parts, **kwargs) -> None:
@@ -71,9 +42,10 @@ def _say(*parts, **kwargs) -> None:
 
 def _load_data(dataset: str, *, flatten: bool, limit=None, split: str | None = None):
     from nnscratch.datasets import load_mnist
+    from nnscratch.runs import dataset_key
 
     (x_train, t_train), (x_test, t_test) = load_mnist(
-        normalize=True, flatten=flatten, one_hot_label=False, limit=limit, dataset=_dataset_key(dataset)
+        normalize=True, flatten=flatten, one_hot_label=False, limit=limit, dataset=dataset_key(dataset)
     )
     if split == "train":
         return x_train, t_train
@@ -83,12 +55,9 @@ def _load_data(dataset: str, *, flatten: bool, limit=None, split: str | None = N
 
 
 def _class_names(dataset: str) -> list[str]:
-    try:
-        from nnscratch.datasets.mnist import dataset_info
+    from nnscratch.runs import class_names
 
-        return [str(c) for c in dataset_info(_dataset_key(dataset)).classes]
-    except (ImportError, NnscratchError, AttributeError):
-        return [str(i) for i in range(10)]
+    return class_names(dataset)
 
 
 def _wants_images(model) -> bool:
@@ -144,165 +113,30 @@ def _percent(value) -> str:
 
 
 # ============================================================================ train
+# The training engine is nnscratch.runs; this turns flags into RunSettings and prints.
 
 
-def _settings_from_args(args) -> dict:
-    settings = {key: getattr(args, key) for key in TRAIN_DEFAULTS}
-    for key, default in TRAIN_DEFAULTS.items():
-        if settings[key] is None:
-            settings[key] = default
-    if settings["lr"] is None:
-        settings["lr"] = DEFAULT_LR[settings["optimizer"]]
-    if settings["hidden"] is None:
-        settings["hidden"] = list(DEFAULT_HIDDEN[settings["model"]])
-    return settings
+def _settings_from_args(args):
+    from nnscratch.runs import RunSettings
+
+    given = {name: getattr(args, name) for name in _SETTING_FLAGS if getattr(args, name) is not None}
+    return RunSettings(**given)
 
 
-def _check_settings(s: dict) -> None:
-    for name in ("epochs", "batch_size"):
-        if s[name] < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {s[name]}")
-    if s["limit"] is not None and s["limit"] < 1:
-        raise ConfigError(f"--limit must be at least 1, got {s['limit']}")
-    if not s["lr"] > 0:
-        raise ConfigError(f"--lr must be a positive number, got {s['lr']}")
-    if s["weight_decay"] < 0:
-        raise ConfigError(f"--weight-decay must be >= 0, got {s['weight_decay']}")
-    if s["dropout"] is not None and not 0 < s["dropout"] < 1:
-        raise ConfigError(f"--dropout RATIO must lie in (0, 1), got {s['dropout']}")
-    if s["seed"] < 0:
-        raise ConfigError(f"--seed must be >= 0, got {s['seed']}")
-    if any(h < 1 for h in s["hidden"]):
-        raise ConfigError(f"--hidden sizes must be positive, got {s['hidden']}")
-    model = s["model"]
-    if model == "two-layer":
-        if len(s["hidden"]) != 1:
-            raise ConfigError(f"--model two-layer has one hidden layer: give one --hidden size, got {s['hidden']}")
-        unsupported = [flag for flag, on in (("--dropout", s["dropout"] is not None),
-                                             ("--batchnorm", s["batchnorm"]),
-                                             ("--weight-decay", s["weight_decay"] > 0)) if on]
-        if unsupported:
-            raise ConfigError(f"--model two-layer is the book's plain TwoLayerNet; "
-                              f"{', '.join(unsupported)} need --model mlp")
-    if model in ("simple-cnn", "deep-cnn"):
-        if len(s["hidden"]) != 1:
-            raise ConfigError(f"--model {model} has one fully connected hidden layer: "
-                              f"give one --hidden size, got {s['hidden']}")
-        if s["batchnorm"] or s["weight_decay"] > 0:
-            flag = "--batchnorm" if s["batchnorm"] else "--weight-decay"
-            raise ConfigError(f"{flag} is available with --model mlp, not {model}")
-        if model == "simple-cnn" and s["dropout"] is not None:
-            raise ConfigError("--dropout is available with --model mlp and deep-cnn")
+def _in_flag_words(message: str) -> str:
+    """RunSettings names its fields; on the command line they are flags."""
+    fields = "|".join(_SETTING_FLAGS)
+    message = re.sub(rf"^((?:{fields})(?:, (?:{fields}))*)\b",
+                     lambda m: ", ".join("--" + f.replace("_", "-") for f in m.group(1).split(", ")),
+                     message)
+    return re.sub(r"\b(use|with|not) model\b", r"\1 --model", message)
 
 
-def _build_model(s: dict):
-    """The network a training run asks for (He initialisation for ReLU networks)."""
-    import numpy as np
+class _ProgressBar:
+    """Trainer callback: a tqdm bar per epoch (on a terminal, or never with --no-progress)."""
 
-    from nnscratch.models.registry import build_model
-
-    model, hidden, seed = s["model"], s["hidden"], s["seed"]
-    if model == "two-layer":
-        config = dict(input_size=784, hidden_size=hidden[0], output_size=10,
-                      weight_init_std=float(np.sqrt(2.0 / 784)), seed=seed)
-    elif model == "mlp":
-        config = dict(input_size=784, hidden_size_list=list(hidden), output_size=10,
-                      activation="relu", weight_init_std="he",
-                      weight_decay_lambda=s["weight_decay"], seed=seed)
-        if s["dropout"] is not None:
-            config.update(use_dropout=True, dropout_ratio=s["dropout"])
-        if s["batchnorm"]:
-            config.update(use_batchnorm=True)
-    elif model == "simple-cnn":
-        config = dict(input_dim=(1, 28, 28), hidden_size=hidden[0], output_size=10,
-                      weight_init_std=0.01, seed=seed)
-    else:
-        config = dict(input_dim=(1, 28, 28), hidden_size=hidden[0], output_size=10, seed=seed)
-        if s["dropout"] is not None:
-            config.update(dropout_ratio=s["dropout"])
-    return build_model(MODEL_CLASSES[model], config)
-
-
-def _build_optimizer(s: dict):
-    from nnscratch.optimizers import build_optimizer
-
-    return build_optimizer(s["optimizer"], lr=s["lr"])
-
-
-def _build_augment(s: dict, image_shape: bool):
-    if not s["augment"]:
-        return None
-    from nnscratch.augment import Augmenter
-
-    augmenter = Augmenter(max_shift=2, rotation=10.0)
-    if image_shape:
-        return augmenter
-
-    def augment_flat(x_batch, rng):  # MLPs see (N, 784); the augmenter works on images
-        return augmenter(x_batch.reshape(-1, 1, 28, 28), rng).reshape(x_batch.shape)
-
-    return augment_flat
-
-
-# Files a run writes: a directory holding any of them is never reused silently.
-RUN_FILES = (MODEL_NAME, CHECKPOINT_NAME, "history.json", "history.csv", "loss.png",
-             "accuracy.png", "confusion.png", "misclassified.png")
-
-
-def _check_new_run_dir(out: Path) -> None:
-    """Refuse an --out that is a file or already holds a run; other files in it are left alone."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a directory")
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing:
-        resume = (f"resume it with `nnscratch train --resume {out}` or "
-                  if CHECKPOINT_NAME in existing else "")
-        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}), which train never "
-                          f"overwrites: {resume}choose another --out")
-
-
-def _remove_unfinished_writes(out: Path) -> None:
-    """Delete temporary files that a killed run left half-written (atomic_write's names)."""
-    for name in RUN_FILES:
-        for leftover in out.glob(f".{name}.*.tmp"):
-            leftover.unlink(missing_ok=True)
-
-
-def _new_run_dir(model: str) -> Path:
-    runs = Path("runs")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = runs / f"{model}-{stamp}"
-    n = 2
-    while out.exists():
-        out = runs / f"{model}-{stamp}-{n}"
-        n += 1
-    return out
-
-
-def _point_latest_at(out: Path) -> None:
-    """Make runs/latest a symlink to the newest run (best effort: not every filesystem has links)."""
-    if out.parent.name != "runs":
-        return
-    latest = out.parent / "latest"
-    if latest.exists() and not latest.is_symlink():
-        return
-    temporary = out.parent / f".latest-{os.getpid()}"
-    try:
-        os.symlink(out.name, temporary)
-        os.replace(temporary, latest)
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-
-
-class _ProgressAndCheckpoints:
-    """Trainer callback: a tqdm bar per epoch, one line per epoch, a checkpoint per epoch."""
-
-    def __init__(self, save, show_bar: bool | None):
-        self.save = save          # save(trainer): writes the checkpoint
-        self.show_bar = show_bar  # None: only on a terminal
+    def __init__(self, show: bool | None):
+        self.show = show  # None: only on a terminal
         self.bar = None
 
     def on_epoch_begin(self, trainer, epoch):
@@ -311,8 +145,7 @@ class _ProgressAndCheckpoints:
         self._close()
         self.bar = tqdm(total=trainer.batches_per_epoch, initial=trainer.batch_index,
                         desc=f"epoch {epoch}/{trainer.epochs}", unit="batch", leave=False,
-                        disable=None if self.show_bar is None else not self.show_bar,
-                        dynamic_ncols=True)
+                        disable=None if self.show is None else not self.show, dynamic_ncols=True)
 
     def on_batch_end(self, trainer, iteration, loss):
         if self.bar is not None and not self.bar.disable:
@@ -322,10 +155,6 @@ class _ProgressAndCheckpoints:
 
     def on_epoch_end(self, trainer, epoch, record):
         self._close()
-        _say(f"epoch {epoch}/{trainer.epochs}  loss {record['train_loss']:.4f}  "
-             f"train acc {_percent(record['train_acc']).strip()}  "
-             f"test acc {_percent(record['test_acc']).strip()}  {record['seconds']:.1f} s")
-        self.save(trainer)
 
     def on_train_end(self, trainer):
         self._close()
@@ -336,283 +165,47 @@ class _ProgressAndCheckpoints:
             self.bar = None
 
 
-class _ExplosionGuard:
-    """Trainer callback: stop when the loss explodes while staying finite.
-
-    The Trainer stops on NaN/inf; Adam's bounded steps can instead drive a
-    cross-entropy of 2.3 to 1e15 without ever overflowing, which is just as
-    hopeless. Growing a hundredfold beyond the first batch's loss (and past
-    1000, where softmax gives the true class a probability of e**-1000) counts
-    as diverged.
-    """
-
-    FACTOR = 100.0
-    FLOOR = 1000.0
-
-    def __init__(self, default_lr: float):
-        self.default_lr = default_lr
-
-    def on_batch_end(self, trainer, iteration, loss):
-        first = trainer.history.train_loss_list[0]
-        if loss > self.FLOOR and loss > self.FACTOR * first:
-            optimizer = trainer.optimizer
-            raise TrainingDivergedError(
-                f"training diverged: the loss exploded from {first:.3g} to {loss:.3g} at epoch "
-                f"{trainer.epoch + 1}, iteration {iteration} with learning rate lr={optimizer.lr:g} "
-                f"({type(optimizer).__name__}). Try a smaller learning rate, e.g. the default "
-                f"--lr {self.default_lr:g}.")
-
-
-class _StopOnCtrlC:
-    """First Ctrl-C: ask the trainer to stop at the next batch. Second: abort at once."""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.previous = None
-        self.requested = False
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.trainer.request_stop()
-        print("\nStopping after this batch and saving a checkpoint "
-              "(Ctrl-C again to abort without saving)...", file=sys.stderr, flush=True)
-
-    def __enter__(self):
+def _command_name() -> str:
+    """How the user can run nnscratch again, as typed: `nnscratch` only when it is on the PATH."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("nnscratch")
+    if program is not None and program.name == "nnscratch":
+        if on_path and Path(on_path).resolve() == program.resolve():
+            return "nnscratch"
         try:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: leave Ctrl-C alone
-            self.previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
-def _split_state(trainer) -> dict:
-    """The trainer's state without the model and optimizer, which the checkpoint stores itself."""
-    state = trainer.state_dict()
-    state.pop("model", None)
-    state.pop("optimizer", None)
-    return state
-
-
-def _merge_state(checkpoint) -> dict:
-    state = dict(checkpoint.trainer_state)
-    state["model"] = {"params": checkpoint.model.params,
-                      "buffers": getattr(checkpoint.model, "buffers", {}) or {}}
-    state["optimizer"] = checkpoint.optimizer.state_dict()
-    return state
-
-
-# What each saved setting must be, so that a checkpoint from elsewhere fails as a
-# clear error instead of a TypeError deep inside training.
-_SETTING_CHOICES = {"model": MODEL_KINDS, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES}
-_SETTING_TYPES = {"epochs": int, "batch_size": int, "seed": int, "limit": (int, type(None)),
-                  "lr": (int, float), "weight_decay": (int, float), "dropout": (int, float, type(None)),
-                  "batchnorm": bool, "augment": bool}
-
-
-def _saved_settings(checkpoint, path: Path) -> dict:
-    """The settings a checkpoint of `nnscratch train` was made with, checked."""
-    saved = checkpoint.args.get("settings")
-    if not isinstance(saved, dict) or not set(saved) <= set(TRAIN_DEFAULTS):
-        raise ModelFileError(f"{path}: not a checkpoint of `nnscratch train` "
-                             "(its saved settings are missing or unknown)")
-    settings = {**TRAIN_DEFAULTS, **saved}
-    for key, value in settings.items():
-        if key in _SETTING_CHOICES:
-            fits = value in _SETTING_CHOICES[key]
-        elif key == "hidden":
-            fits = isinstance(value, list) and all(isinstance(h, int) for h in value)
-        else:
-            fits = isinstance(value, _SETTING_TYPES[key])
-        if not fits:
-            raise ModelFileError(f"{path}: corrupt checkpoint: saved setting {key} is {value!r}")
-    return settings
-
-
-def _run_label(s: dict) -> str:
-    extras = []
-    if s["model"] in ("two-layer", "mlp"):
-        extras.append("hidden " + "x".join(str(h) for h in s["hidden"]))
-    if s["batchnorm"]:
-        extras.append("batchnorm")
-    if s["dropout"] is not None:
-        extras.append(f"dropout {s['dropout']:g}")
-    if s["weight_decay"]:
-        extras.append(f"weight decay {s['weight_decay']:g}")
-    if s["augment"]:
-        extras.append("augmented")
-    extra = f" ({', '.join(extras)})" if extras else ""
-    return f"{MODEL_CLASSES[s['model']]}{extra}, {s['optimizer']} lr={s['lr']:g}"
+            relative = os.path.relpath(program)
+        except ValueError:  # another drive
+            relative = str(program.resolve())
+        return str(program.resolve()) if relative.startswith("..") else relative
+    return "nnscratch" if on_path else f"{os.path.relpath(sys.executable)} -m nnscratch.cli"
 
 
 def cmd_train(args) -> int:
-    import numpy as np
+    from nnscratch.runs import train_run
 
-    from nnscratch import io as nnio
-    from nnscratch.training import Trainer
-
-    checkpoint = None
-    if args.resume is not None:
-        resume = Path(args.resume)
-        ckpt_path = resume if resume.suffix == ".npz" else resume / CHECKPOINT_NAME
-        if not ckpt_path.exists():
-            raise ModelFileError(f"{ckpt_path}: no checkpoint to resume from")
-        checkpoint = nnio.load_checkpoint(ckpt_path)
-        settings = _saved_settings(checkpoint, ckpt_path)
-        given = [key for key in (*TRAIN_DEFAULTS, "out") if key != "epochs" and getattr(args, key) is not None]
-        if given:
-            print("note: --resume continues with the saved settings; ignoring "
-                  + ", ".join("--" + key.replace("_", "-") for key in given), file=sys.stderr)
-        if args.epochs is not None:
-            done = checkpoint.trainer_state.get("epoch")
-            if isinstance(done, int) and args.epochs < done:
-                raise ConfigError(f"--epochs {args.epochs} is fewer than the {_epochs(done)} "
-                                  f"{ckpt_path} has already done")
-            settings["epochs"] = args.epochs
-        out = ckpt_path.parent
-        _remove_unfinished_writes(out)
-    else:
-        settings = _settings_from_args(args)
-        out = Path(args.out) if args.out else _new_run_dir(settings["model"])
-    _check_settings(settings)
-
-    if checkpoint is None:
-        _check_new_run_dir(out)
-
-    image_input = settings["model"] in ("simple-cnn", "deep-cnn")
-    (x_train, t_train), (x_test, t_test) = _load_data(
-        settings["dataset"], flatten=not image_input, limit=settings["limit"])
-    if checkpoint is None:  # only now: a failed download leaves no empty run directory behind
-        out.mkdir(parents=True, exist_ok=True)
-        if args.out is None:
-            _point_latest_at(out)
-
-    if checkpoint is not None:
-        model, optimizer = checkpoint.model, checkpoint.optimizer
-    else:
-        model, optimizer = _build_model(settings), _build_optimizer(settings)
-
-    def save_checkpoint(trainer):
-        nnio.save_checkpoint(out / CHECKPOINT_NAME, _split_state(trainer), model=model,
-                             optimizer=optimizer, args={"settings": settings})
-
-    progress = _ProgressAndCheckpoints(save_checkpoint, False if args.no_progress else None)
-    trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test,
-                      epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"],
-                      evaluate_sample_num_per_epoch=min(TRAIN_ACC_SAMPLES, len(x_train)),
-                      augment=_build_augment(settings, image_input),
-                      callbacks=[_ExplosionGuard(DEFAULT_LR[settings["optimizer"]]), progress])
-    dataset = settings["dataset"].upper() if settings["dataset"] == "mnist" else settings["dataset"]
-    _say(f"Training {_run_label(settings)} on {dataset} "
-         f"({len(x_train)} training / {len(x_test)} test images), "
-         f"{_epochs(settings['epochs'])} of batch {settings['batch_size']}, seed {settings['seed']}")
-    _say(f"Output: {out}")
-    if checkpoint is not None:
-        try:
-            trainer.load_state_dict(_merge_state(checkpoint))
-        except NnscratchError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a forged or foreign state
-            raise ModelFileError(f"{ckpt_path}: corrupt checkpoint: cannot restore the "
-                                 f"training state ({type(exc).__name__}: {exc})") from exc
-        where = (f"epoch {trainer.epoch + 1}, batch {trainer.batch_index}/{trainer.batches_per_epoch}"
-                 if trainer.batch_index else f"epoch {trainer.epoch + 1}")
-        _say(f"Resuming at {where}")
-
+    progress = _ProgressBar(False if args.no_progress else None)
     try:
-        # Overflow on the way to a NaN is reported once, as a TrainingDivergedError.
-        with _StopOnCtrlC(trainer), np.errstate(over="ignore", invalid="ignore"):
-            history = trainer.fit()
-    except TrainingDivergedError as exc:
-        kept = out / CHECKPOINT_NAME
-        if kept.exists():
-            where = f"the last good checkpoint (end of epoch {trainer.epoch}) is kept in {kept}"
+        if args.resume is not None:
+            given = [key for key in (*_SETTING_FLAGS, "out") if key != "epochs" and getattr(args, key) is not None]
+            if given:
+                print("note: --resume continues with the saved settings; ignoring "
+                      + ", ".join("--" + key.replace("_", "-") for key in given), file=sys.stderr)
+            result = train_run(resume=args.resume, epochs=args.epochs, callbacks=[progress],
+                               plots=False if args.no_plots else None, log=_say)
         else:
-            where = "no checkpoint was written (it diverged in the first epoch)"
-        raise TrainingDivergedError(f"{exc} Training stopped; {where}.") from exc
-
-    if trainer.interrupted:
-        save_checkpoint(trainer)
+            result = train_run(_settings_from_args(args), args.out, callbacks=[progress],
+                               plots=not args.no_plots, log=_say)
+    except ConfigError as exc:
+        raise ConfigError(_in_flag_words(str(exc))) from exc
+    out = result.out
+    if result.interrupted:
+        trainer = result.trainer
         print(f"Interrupted at epoch {trainer.epoch + 1}, batch {trainer.batch_index}/"
-              f"{trainer.batches_per_epoch}; checkpoint saved in {out / CHECKPOINT_NAME}.\n"
-              f"Interrupted: resume with nnscratch train --resume {out}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
-
-    try:
-        _finish_run(out, model, history, settings, x_test, t_test, plots=not args.no_plots)
-    except KeyboardInterrupt:
-        # Training itself is done and in the last epoch's checkpoint: resuming only saves.
-        print(f"\nAborted while saving the results; the trained weights are in "
-              f"{out / CHECKPOINT_NAME}: nnscratch train --resume {out} writes them out",
-              file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+              f"{trainer.batches_per_epoch}; checkpoint saved in {out / 'checkpoint.npz'}.\n"
+              f"Interrupted: resume with {_command_name()} train --resume {out}", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED if result.stop_signal == signal.SIGTERM else EXIT_INTERRUPTED
+    _say(f"Next: {_command_name()} evaluate --model {out / 'model.npz'}")
     return 0
-
-
-def _finish_run(out: Path, model, history, settings, x_test, t_test, *, plots: bool) -> None:
-    import numpy as np
-
-    from nnscratch import io as nnio
-
-    scores = _predict_scores(model, x_test)
-    predicted = scores.argmax(axis=1)
-    labels = np.asarray(t_test)
-    test_acc = float(np.mean(predicted == labels))
-    last = history.epochs[-1] if history.epochs else {}
-    summary = {
-        "dataset": settings["dataset"],
-        "epochs": len(history.epochs),
-        "test_accuracy": test_acc,
-        "train_accuracy": last.get("train_acc"),
-        "train_loss": last.get("train_loss"),
-        "training_seconds": round(sum(r["seconds"] for r in history.epochs), 2),
-        "settings": settings,
-    }
-    nnio.save_model(model, out / MODEL_NAME, summary=summary)
-    with nnio.atomic_write(out / "history.json", "w") as f:
-        json.dump(history.to_dict(), f, indent=1)
-        f.write("\n")
-    with nnio.atomic_write(out / "history.csv", "w") as f:
-        history.to_csv(f)
-    written = [MODEL_NAME, "history.json", "history.csv"]
-    if plots:
-        written += _save_training_plots(out, history, x_test, labels, predicted, settings["dataset"])
-
-    _say(f"Test accuracy {100 * test_acc:.2f}% ({int(np.sum(predicted == labels))}/{len(labels)}) "
-         f"after {_epochs(len(history.epochs))}, "
-         f"{summary['training_seconds']:.1f} s of training")
-    _say(f"Saved in {out}: {'  '.join(written)}")
-    _say(f"Next: nnscratch evaluate --model {out / MODEL_NAME}")
-
-
-def _save_training_plots(out: Path, history, x_test, labels, predicted, dataset) -> list[str]:
-    import numpy as np
-
-    from nnscratch.plots import digits as digit_plots
-    from nnscratch.plots import training as training_plots
-
-    names = _class_names(dataset)
-    training_plots.plot_loss_curve(history, out / "loss.png")
-    accuracies = [v for v in history.train_acc_list + history.test_acc_list if v is not None]
-    low = max(0.0, math.floor((min(accuracies) - 0.01) * 50) / 50) if accuracies else 0.0
-    training_plots.plot_accuracy(history, out / "accuracy.png", ylim=(low, 1.0))
-    training_plots.plot_confusion_matrix(labels, predicted, out / "confusion.png",
-                                         num_classes=len(names), class_names=names)
-    written = ["loss.png", "accuracy.png", "confusion.png"]
-    wrong = np.flatnonzero(predicted != labels)[:64]
-    if len(wrong):
-        digit_plots.save_digit_grid(x_test[wrong].reshape(-1, 28, 28), labels[wrong],
-                                    out / "misclassified.png", predicted=predicted[wrong],
-                                    title=f"{len(np.flatnonzero(predicted != labels))} misclassified "
-                                          f"test images (first {len(wrong)}): predicted (true label)")
-        written.append("misclassified.png")
-    return written
 
 
 # ============================================================================ evaluate
@@ -675,38 +268,48 @@ def cmd_predict(args) -> int:
     from nnscratch.errors import ImageInputError
     from nnscratch.functions import softmax
     from nnscratch.imaging import prepare_digit
+    from nnscratch.reading import assess, to_json
 
     model, source = _load_model_arg(args.model)
     # Like other tools given many files: an unreadable one gets its own error line
-    # (and exit status 2), the others are still read.
-    paths, images = [], []
-    for path in args.images:
+    # (and exit status 2; with --json also its own {"path", "error"} entry), the others are still read.
+    fields, errors = {}, {}
+    for index, path in enumerate(args.images):
         try:
-            images.append(prepare_digit(path))
-            paths.append(path)
+            fields[index] = prepare_digit(path)
         except ImageInputError as exc:
+            errors[index] = str(exc)
             print(f"error: {exc}", file=sys.stderr, flush=True)
-    status = EXIT_ERROR if len(paths) < len(args.images) else 0
-    if not paths:
-        return status
-    images = np.stack(images)  # (N, 1, 28, 28)
-    probabilities = softmax(_predict_scores(model, images).astype(np.float64))
+    status = EXIT_ERROR if errors else 0
+    readings = {}
+    if fields:
+        order = sorted(fields)
+        images = np.stack([fields[i] for i in order])  # (N, 1, 28, 28)
+        probabilities = softmax(_predict_scores(model, images).astype(np.float64))
+        readings = {i: assess(fields[i], p) for i, p in zip(order, probabilities)}
     if args.json:
-        report = [{"path": str(path), "label": int(p.argmax()),
-                   "probabilities": [round(float(v), 6) for v in p]}
-                  for path, p in zip(paths, probabilities)]
+        report = [{"path": str(path), "error": errors[i]} if i in errors
+                  else {"path": str(path), **to_json(readings[i])}
+                  for i, path in enumerate(args.images)]
         # One object per line: readable, and still one JSON document.
         _say("[\n" + ",\n".join("  " + json.dumps(entry) for entry in report) + "\n]")
         return status
+    if not readings:
+        return status
     _say(f"model: {source} ({_describe_model(model)})")
-    for path, image, p in zip(paths, images, probabilities):
+    for i, reading in readings.items():
+        p = np.asarray(reading.probabilities)
         top = np.argsort(p)[::-1][:3]
         ranked = ", ".join(f"{k}: {100 * p[k]:.1f}%" for k in top)
-        _say(f"{path}: {top[0]}   ({ranked})")
+        _say(f"{args.images[i]}: {reading.label}   ({ranked})")
+        if reading.uncertain:
+            _say(f"  confidence {100 * reading.confidence:.1f}%, uncertain: {'; '.join(reading.reasons)}")
+        else:
+            _say(f"  confidence {100 * reading.confidence:.1f}%")
         if args.show:
             from nnscratch.datasets.display import render_digit
 
-            _say(render_digit(image[0], style="halfblocks"))
+            _say(render_digit(fields[i][0], style="halfblocks"))
     return status
 
 
@@ -791,6 +394,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nnscratch.runs import DEFAULT_LR, MODEL_KINDS, OPTIMIZER_NAMES
+
     parser = argparse.ArgumentParser(
         prog="nnscratch",
         description="Neural networks from scratch in NumPy: train a handwritten-digit recognizer,\n"
@@ -808,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected failure (and warnings in full)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # -- train
@@ -881,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", metavar="FILE", default=None,
                          help="model file or run directory (default: the pretrained DeepConvNet)")
     predict.add_argument("--json", action="store_true",
-                         help="print a JSON list: one {path, label, probabilities} per image")
+                         help="print a JSON list: one {path, label, probabilities, confidence, uncertain, "
+                              "reasons} per image, or {path, error} for a file that cannot be read")
     predict.add_argument("--show", action="store_true",
                          help="also print each image as the network sees it (28x28, centred like MNIST)")
     predict.set_defaults(func=cmd_predict)
@@ -952,18 +560,43 @@ def _single_blas_thread_unless_configured() -> None:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
+def _short_message(exc: BaseException, limit: int = 600) -> str:
+    """An exception's message, cut to ``limit`` characters (a forged file must not flood the terminal)."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def _warnings_as_one_line() -> None:
+    """Show each warning as one `warning: ...` line, without the file path and source line."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=sys.stderr if file is None else file, flush=True)
+
+    warnings.showwarning = show
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (0, 2 for errors, 130 when interrupted)."""
+    """Run the command line; returns the exit status (0, 2 for errors, 130 when interrupted).
+
+    Bad input and unexpected failures alike print one ``error: ...`` line and
+    exit with status 2; ``nnscratch --debug COMMAND`` shows the traceback of an
+    unexpected failure instead.
+    """
     _single_blas_thread_unless_configured()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_ERROR
+    debug = getattr(args, "debug", False)
+    if not debug:
+        _warnings_as_one_line()
     try:
         return args.func(args)
     except NnscratchError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {_short_message(exc)}", file=sys.stderr, flush=True)
         return EXIT_ERROR
     except BrokenPipeError:
         # `nnscratch show ... | head`: the reader left; exit quietly as other tools do.
@@ -971,11 +604,23 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {_short_message(exc)}", file=sys.stderr, flush=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("\nAborted.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        if debug:
+            raise
+        print("error: out of memory (a size given is too large for this machine)", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the edge of the program: one line, never a traceback
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {_short_message(exc, 300)} "
+              "(run `nnscratch --debug ...` for the traceback, and please report it)",
+              file=sys.stderr, flush=True)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -33,10 +33,14 @@ from an ``on_epoch_end`` callback, with :func:`nnscratch.io.save_checkpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _stdio
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from numbers import Integral
 
@@ -46,7 +50,8 @@ from .errors import ConfigError, ShapeError, TrainingDivergedError
 from .functions import log_softmax
 from .optimizers import Optimizer, build_optimizer
 
-__all__ = ["Trainer", "History", "Callback", "StepDecay", "CosineDecay", "STATE_VERSION"]
+__all__ = ["Trainer", "History", "Callback", "StepDecay", "CosineDecay", "ExplosionGuard", "StopOnSignal",
+           "STATE_VERSION"]
 
 STATE_VERSION = 1
 
@@ -403,7 +408,13 @@ class Trainer:
                              f"to [0, 1], e.g. load_mnist(normalize=True))")
         if t.ndim == 1 and not np.issubdtype(t.dtype, np.integer):
             raise ShapeError(f"{t_name} labels must be integers, got dtype {t.dtype}")
-        return np.asarray(x, dtype=self.dtype), t
+        x = np.asarray(x, dtype=self.dtype)
+        # Bad data would otherwise surface as a "diverged" loss blamed on the learning rate.
+        bad = np.size(x) - int(np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise ShapeError(f"{x_name} holds {bad:,} NaN or infinite values; clean the data "
+                             f"before training (this is not a learning-rate problem)")
+        return x, t
 
     # -- control --------------------------------------------------------------
     def request_stop(self) -> None:
@@ -696,3 +707,109 @@ def _check_int(name: str, value, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+# ============================================================================ callbacks
+
+
+class ExplosionGuard:
+    """Trainer callback: stop when the loss explodes while staying finite.
+
+    The Trainer stops on NaN/inf; Adam's bounded steps can instead drive a
+    cross-entropy of 2.3 to 1e15 without ever overflowing, which is just as
+    hopeless. Growing a hundredfold beyond the first batch's loss (and past
+    1000, where softmax gives the true class a probability of e**-1000) counts
+    as diverged: :class:`~nnscratch.errors.TrainingDivergedError` names the
+    learning rate and suggests ``default_lr``.
+    """
+
+    FACTOR = 100.0
+    FLOOR = 1000.0
+
+    def __init__(self, default_lr: float | None = None):
+        self.default_lr = default_lr
+
+    def on_batch_end(self, trainer, iteration, loss):
+        first = trainer.history.train_loss_list[0]
+        if loss > self.FLOOR and loss > self.FACTOR * first:
+            optimizer = trainer.optimizer
+            hint = f", e.g. the default --lr {self.default_lr:g}" if self.default_lr else ""
+            raise TrainingDivergedError(
+                f"training diverged: the loss exploded from {first:.3g} to {loss:.3g} at epoch "
+                f"{trainer.epoch + 1}, iteration {iteration} with learning rate lr={optimizer.lr:g} "
+                f"({type(optimizer).__name__}). Try a smaller learning rate{hint}.")
+
+
+class StopOnSignal:
+    """Ctrl-C (SIGINT) and SIGTERM stop training at the end of the batch instead of killing it.
+
+    Used as a context manager around ``trainer.fit()`` (handlers are installed
+    only in the main thread, and restored on exit). The first signal calls
+    ``trainer.request_stop()``, so the caller can save a checkpoint;
+    ``signal_number`` says which signal it was (exit statuses 130 and 143 by
+    convention). A second signal aborts at once with ``KeyboardInterrupt`` --
+    except inside :meth:`protect`, around checkpoint and result writes: there it
+    waits until the file is complete, so the run never loses its last good
+    checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer=None, *, enabled: bool = True, stream=None):
+        self.trainer = trainer
+        self.enabled = enabled
+        self.stream = stream
+        self.signal_number: int | None = None
+        self.finishing = False
+        self._previous: dict = {}
+        self._protected = 0
+        self._pending = False
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signal_number is None:
+            self.signal_number = signum
+            if self.trainer is not None:
+                self.trainer.request_stop()
+            if self.finishing:
+                self._say(f"\n{name}: training is done; writing the model and plots first...")
+            else:
+                self._say(f"\n{name}: stopping after this batch and saving a checkpoint "
+                          "(Ctrl-C again to abort without saving)...")
+            return
+        if self._protected:
+            self._pending = True
+            self._say(f"\n{name}: a file is being written; stopping as soon as it is complete...")
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def protect(self, *, abort_after: bool = True):
+        """A section a second signal must not cut short (it is acted on afterwards)."""
+        self._protected += 1
+        try:
+            yield
+        finally:
+            self._protected -= 1
+        if not self._protected and self._pending:
+            self._pending = False
+            if abort_after:
+                raise KeyboardInterrupt
+
+    def __enter__(self):
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+        return False
