@@ -190,7 +190,7 @@ class SweepSettings:
     def differences(self, other: "SweepSettings") -> list[str]:
         """The options other than ``trials`` in which ``other`` differs, as ``--flag`` strings."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [f"--{name.replace('_', '-')} {_show(mine[name])} (asked: {_show(theirs[name])})"
+        return [f"--{name.replace('_', '-')} {_show(mine[name])} (this run: {_show(theirs[name])})"
                 for name in mine if name != "trials" and mine[name] != theirs[name]]
 
 
@@ -455,28 +455,27 @@ def best_trial(rows) -> dict | None:
     return min(rows, key=_rank_key) if rows else None
 
 
-def _check_settings_file(out: Path, settings: SweepSettings) -> None:
-    """Write sweep.json for a new sweep; refuse to mix other settings into an existing one."""
+def _check_settings_file(out: Path, settings: SweepSettings) -> bool:
+    """Refuse to mix other settings into an existing sweep; True when sweep.json needs (re)writing."""
     path = out / SETTINGS_NAME
-    if path.exists():
-        try:
-            saved = SweepSettings.from_dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
-        except (OSError, ValueError, KeyError, TypeError, NnscratchError) as exc:
-            raise SweepError(f"{path}: unreadable sweep settings ({exc}); use another --out") from None
-        differences = saved.differences(settings)
-        if differences:
-            raise ConfigError(f"{out} holds a sweep made with other settings: " + "; ".join(differences)
-                              + ". Rerun with those, or use another --out")
-        trials = max(saved.trials, settings.trials)
-        if trials == saved.trials:
-            return
-    else:
-        trials = settings.trials
+    if not path.exists():
         if (out / TRIALS_NAME).exists():
             raise SweepError(f"{out} holds a {TRIALS_NAME} but no {SETTINGS_NAME}; use another --out")
-    record = {"format": "nnscratch-sweep", "version": 1,
-              "settings": {**settings.to_dict(), "trials": trials}}
-    with atomic_write(path, "w") as handle:
+        return True
+    try:
+        saved = SweepSettings.from_dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
+    except (OSError, ValueError, KeyError, TypeError, NnscratchError) as exc:
+        raise SweepError(f"{path}: unreadable sweep settings ({exc}); use another --out") from None
+    differences = saved.differences(settings)
+    if differences:
+        raise ConfigError(f"{out} holds a sweep made with other settings: " + "; ".join(differences)
+                          + ". Rerun with those, or use another --out")
+    return settings.trials > saved.trials
+
+
+def _write_settings_file(out: Path, settings: SweepSettings) -> None:
+    record = {"format": "nnscratch-sweep", "version": 1, "settings": settings.to_dict()}
+    with atomic_write(out / SETTINGS_NAME, "w") as handle:
         json.dump(record, handle, indent=2)
         handle.write("\n")
 
@@ -596,12 +595,9 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     if not connect_timeout > 0:
         raise ConfigError(f"--connect-timeout must be a positive number of seconds, got {connect_timeout!r}")
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CURVES_DIR).mkdir(exist_ok=True)
-    except OSError as exc:
-        raise SweepError(f"{out}: cannot create the sweep folder: {exc.strerror or exc}") from None
-    _check_settings_file(out, settings)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    settings_changed = _check_settings_file(out, settings)
     trials_path = out / TRIALS_NAME
     rows = read_trials(trials_path)
     todo = [i for i in range(settings.trials) if i not in rows]
@@ -618,12 +614,17 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
 
         bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
                    unit="trial", disable=not progress, dynamic_ncols=True)
-        trial_log = _TrialLog(trials_path, set(rows))
         cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
             if client is None else None
+        trial_log = None
         try:
             if cluster is not None:
                 client = cluster.__enter__()
+            # The folder is made once the cluster answers: a mistyped --scheduler leaves nothing behind.
+            _make_folder(out)
+            if settings_changed:
+                _write_settings_file(out, settings)
+            trial_log = _TrialLog(trials_path, set(rows))
             for result in _run_trials(client, settings, todo):
                 result = _finish_trial(out, trial_log, best_model, result)
                 if result is not None:
@@ -634,7 +635,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                     best = best_trial(in_sweep)
                     bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
         finally:
-            trial_log.close()
+            if trial_log is not None:
+                trial_log.close()
             bar.close()
             if cluster is not None:
                 cluster.__exit__(None, None, None)
@@ -649,6 +651,13 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     result = SweepResult(out=out, settings=settings, rows=sweep_rows, best=best, trained=trained, files=files)
     _summarize(result, log)
     return result
+
+
+def _make_folder(out: Path) -> None:
+    try:
+        (out / CURVES_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"{out}: cannot create the sweep folder: {exc.strerror or exc}") from None
 
 
 def _run_trials(client, settings: SweepSettings, todo: list[int]):

@@ -1,0 +1,289 @@
+"""nnscratch sweep: the book's chapter 6.5 search, on a real Dask cluster.
+
+The cluster is real: a LocalCluster on 127.0.0.1 with two worker processes
+and no dashboard, started once for the module. Sweeps are tiny (a few trials
+of a few epochs on 60 images) so that the file stays quick.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from nnscratch.datasets import load_mnist  # noqa: E402
+from nnscratch.errors import ConfigError, NnscratchError  # noqa: E402
+from nnscratch.io import load_model, read_model_metadata  # noqa: E402
+from nnscratch.sweep import (CRASH_ONCE_VARIABLE, TRIAL_FIELDS, SweepSettings, load_sweep_data,  # noqa: E402
+                             read_trials, run_sweep, run_trial, trial_parameters)
+
+TINY = SweepSettings(trials=4, epochs=3, limit=60, hidden=(16, 16), batch_size=20, lr_range=(1e-3, 1e-1))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, env={"OPENBLAS_NUM_THREADS": "1"})
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("seconds", "worker")} for row in rows]
+
+
+def _quiet(*_):
+    pass
+
+
+# ---------------------------------------------------------------------------- trial draws and data
+
+
+def test_trial_draws_are_log_uniform_in_the_ranges_and_depend_on_seed_and_index_only():
+    settings = SweepSettings().checked()
+    draws = [trial_parameters(settings, i) for i in range(2000)]
+    log_lr = np.log10([d["lr"] for d in draws])
+    log_wd = np.log10([d["weight_decay"] for d in draws])
+    assert -6 <= log_lr.min() and log_lr.max() <= -2 and abs(log_lr.mean() + 4) < 0.1
+    assert -8 <= log_wd.min() and log_wd.max() <= -4 and abs(log_wd.mean() + 6) < 0.1
+    assert abs(np.corrcoef(log_lr, log_wd)[0, 1]) < 0.1
+    # Index 7 draws the same whatever the number of trials; another seed or index draws otherwise.
+    assert trial_parameters(SweepSettings(trials=8), 7) == trial_parameters(SweepSettings(trials=500), 7)
+    assert trial_parameters(settings, 7) != trial_parameters(settings, 8)
+    assert trial_parameters(settings, 7) != trial_parameters(SweepSettings(seed=1), 7)
+    assert len({d["seed"] for d in draws}) == len(draws)
+
+
+def test_the_books_split_500_images_100_of_them_validate():
+    data = load_sweep_data(SweepSettings().checked())
+    assert data.x_train.shape == (400, 784) and data.x_val.shape == (100, 784)
+    (x, t), _ = load_mnist(normalize=True, limit=500)
+    # Together the two parts are exactly the first 500 training images, each once.
+    both = np.concatenate([data.x_train, data.x_val])
+    labels = np.concatenate([data.t_train, data.t_val])
+    order_given = np.lexsort(both.T)
+    order_expected = np.lexsort(x.T)
+    np.testing.assert_array_equal(both[order_given], x[order_expected])
+    np.testing.assert_array_equal(labels[order_given], t[order_expected])
+    # Shuffled before the split: the validation images are not simply the first 100.
+    assert not np.array_equal(data.x_val, x[:100])
+
+
+@pytest.mark.parametrize("change, flag", [
+    (dict(trials=0), "--trials"), (dict(epochs=0), "--epochs"),
+    (dict(lr_range=(1e-2, 1e-6)), "--lr-range"), (dict(weight_decay_range=(0, 1e-4)), "--weight-decay-range"),
+    (dict(validation=1.0), "--validation"), (dict(limit=3, validation=0.1), "--validation"),
+    (dict(hidden=()), "--hidden"), (dict(seed=-1), "--seed"),
+])
+def test_bad_settings_are_config_errors_naming_the_option(change, flag):
+    with pytest.raises(ConfigError, match=flag):
+        SweepSettings(**change).checked()
+
+
+# ---------------------------------------------------------------------------- sweeps on the cluster
+
+
+def test_sweep_writes_every_trial_once_with_its_curves_best_model_and_figures(client, tmp_path):
+    out = tmp_path / "sweep"
+    result = run_sweep(TINY, out, client=client, log=_quiet)
+
+    rows = _csv_rows(out / "trials.csv")
+    assert list(rows[0]) == list(TRIAL_FIELDS)
+    assert sorted(int(r["trial"]) for r in rows) == [0, 1, 2, 3]
+    workers = set(client.scheduler_info()["workers"])
+    for row in rows:
+        params = trial_parameters(TINY, int(row["trial"]))
+        assert float(row["lr"]) == params["lr"] and float(row["weight_decay"]) == params["weight_decay"]
+        assert int(row["seed"]) == params["seed"] and row["status"] == "ok" and int(row["epochs"]) == 3
+        assert row["worker"] in workers
+        assert 0 <= float(row["val_acc"]) <= 1 and float(row["seconds"]) > 0
+        curves = (out / "trials" / f"{int(row['trial']):04d}.json").read_text()
+        assert f"{float(row['val_acc'])}" in curves
+
+    # The best model is the trial with the highest validation accuracy, and it scores that accuracy.
+    best = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["trial"])))
+    assert result.best["trial"] == int(best["trial"])
+    model = load_model(out / "best_model.npz")
+    assert read_model_metadata(out / "best_model.npz")["summary"]["sweep_trial"] == int(best["trial"])
+    data = load_sweep_data(TINY)
+    assert model.accuracy(data.x_val, data.t_val) == pytest.approx(float(best["val_acc"]))
+    for name in ("best_trials.png", "lr_weight_decay.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_same_seed_same_trials_whoever_runs_them(client, tmp_path):
+    first = run_sweep(TINY, tmp_path / "a", client=client, plots=False, log=_quiet)
+    run_sweep(TINY, tmp_path / "b", client=client, plots=False, log=_quiet)
+    a = _without_timing(_csv_rows(tmp_path / "a" / "trials.csv"))
+    b = _without_timing(_csv_rows(tmp_path / "b" / "trials.csv"))
+    assert sorted(a, key=lambda r: r["trial"]) == sorted(b, key=lambda r: r["trial"])
+    # A trial trained here, outside Dask, reaches what the worker reported.
+    row = first.rows[2]
+    here = run_trial(TINY.to_dict(), trial_parameters(TINY, 2), load_sweep_data(TINY))
+    assert here["val_acc"] == row["val_acc"] and here["train_acc"] == row["train_acc"]
+    # Another seed draws other trials.
+    other = run_sweep(SweepSettings(**{**TINY.to_dict(), "seed": 1, "trials": 2}), tmp_path / "c",
+                      client=client, plots=False, log=_quiet)
+    assert [r["lr"] for r in other.rows] != [r["lr"] for r in first.rows[:2]]
+
+
+def test_rerun_trains_nothing_done_and_more_trials_adds_only_the_new(client, tmp_path):
+    out = tmp_path / "sweep"
+    small = SweepSettings(**{**TINY.to_dict(), "trials": 3})
+    run_sweep(small, out, client=client, plots=False, log=_quiet)
+    before = (out / "trials.csv").read_bytes()
+    curves = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
+
+    again = run_sweep(small, out, client=client, plots=False, log=_quiet)
+    assert again.trained == [] and (out / "trials.csv").read_bytes() == before
+    assert [r["trial"] for r in again.rows] == [0, 1, 2]
+
+    more = run_sweep(SweepSettings(**{**TINY.to_dict(), "trials": 5}), out, client=client, plots=False,
+                     log=_quiet)
+    assert sorted(more.trained) == [3, 4]
+    after = (out / "trials.csv").read_bytes()
+    assert after.startswith(before) and len(after.splitlines()) == 1 + 5
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir() if p.name in curves} == curves
+    fresh = _without_timing(_csv_rows(out / "trials.csv"))
+    run_sweep(SweepSettings(**{**TINY.to_dict(), "trials": 5}), tmp_path / "fresh", client=client,
+              plots=False, log=_quiet)
+    assert sorted(fresh, key=lambda r: r["trial"]) == sorted(
+        _without_timing(_csv_rows(tmp_path / "fresh" / "trials.csv")), key=lambda r: r["trial"])
+
+
+def test_a_torn_last_line_is_dropped_and_that_trial_runs_again(client, tmp_path):
+    out = tmp_path / "sweep"
+    small = SweepSettings(**{**TINY.to_dict(), "trials": 2})
+    run_sweep(small, out, client=client, plots=False, log=_quiet)
+    with open(out / "trials.csv", "a") as handle:
+        handle.write("2,0.0123,4.5e-0")  # a sweep killed while writing trial 2's row
+    result = run_sweep(SweepSettings(**{**TINY.to_dict(), "trials": 3}), out, client=client, plots=False,
+                       log=_quiet)
+    assert result.trained == [2]
+    assert sorted(read_trials(out / "trials.csv")) == [0, 1, 2]
+    assert [r["trial"] for r in _csv_rows(out / "trials.csv")].count("2") == 1
+
+
+def test_other_settings_in_the_same_folder_are_refused(client, tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(SweepSettings(**{**TINY.to_dict(), "trials": 1}), out, client=client, plots=False, log=_quiet)
+    with pytest.raises(ConfigError, match=r"--seed 0 \(this run: 5\)"):
+        run_sweep(SweepSettings(**{**TINY.to_dict(), "seed": 5}), out, client=client, log=_quiet)
+    with pytest.raises(ConfigError, match="--epochs"):
+        run_sweep(SweepSettings(**{**TINY.to_dict(), "epochs": 9}), out, client=client, log=_quiet)
+
+
+def test_a_worker_dying_mid_trial_loses_and_duplicates_no_trial(client, tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE_VARIABLE, f"1:{marker}")
+    settings = SweepSettings(**{**TINY.to_dict(), "trials": 4, "epochs": 4})
+    workers_before = set(client.scheduler_info()["workers"])
+    result = run_sweep(settings, out, client=client, plots=False, log=_quiet)
+    assert marker.exists()  # trial 1's first attempt did kill its worker process ...
+    client.wait_for_workers(2, timeout=60)  # ... which the nanny restarts, at a new address
+    assert len(set(client.scheduler_info()["workers"]) - workers_before) == 1
+    trials = [int(r["trial"]) for r in _csv_rows(out / "trials.csv")]
+    assert sorted(trials) == [0, 1, 2, 3]
+    row = result.rows[1]
+    assert row["status"] == "ok" and row["epochs"] == 4
+    # The trial that lost its worker still reached what an undisturbed run reaches.
+    here = run_trial(settings.to_dict(), trial_parameters(settings, 1), load_sweep_data(settings))
+    assert here["val_acc"] == row["val_acc"]
+
+
+def test_the_figures():
+    from nnscratch.plots.sweep import plot_best_trials, plot_lr_weight_decay
+
+    trials = [{"val_acc_list": [0.1, 0.2 + i / 100], "train_acc_list": [0.1, 0.3], "val_acc": 0.2 + i / 100,
+               "lr": 1e-3, "weight_decay": 1e-6} for i in range(7)]
+    fig = plot_best_trials(trials)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 7 and len(fig.axes) == 10  # a 5-column grid, the rest hidden
+    assert visible[0].get_title().startswith("Best-1")
+    fig = plot_lr_weight_decay([1e-5, 1e-3, 1e-2], [1e-7, 1e-6, 1e-5], [0.2, 0.7, math.nan])
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    with pytest.raises(NnscratchError):
+        plot_lr_weight_decay([1e-5], [1e-7, 1e-6], [0.2])
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _nnscratch(*args, timeout=120, env=None):
+    return subprocess.run([sys.executable, "-m", "nnscratch", "sweep", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+TINY_FLAGS = ["--trials", "3", "--epochs", "2", "--limit", "60", "--hidden", "16", "--batch-size", "20",
+              "--no-progress"]
+
+
+def test_command_on_a_running_scheduler_then_resumed(client, tmp_path):
+    out = tmp_path / "sweep"
+    done = _nnscratch(*TINY_FLAGS, "--out", str(out), "--scheduler", client.scheduler.address)
+    assert done.returncode == 0, done.stderr
+    assert "3 trials" in done.stdout and "best: lr" in done.stdout
+    assert sorted(read_trials(out / "trials.csv")) == [0, 1, 2]
+    assert {r["worker"] for r in _csv_rows(out / "trials.csv")} <= set(client.scheduler_info()["workers"])
+    for name in ("best_model.npz", "best_trials.png", "lr_weight_decay.png", "sweep.json"):
+        assert (out / name).is_file()
+    again = _nnscratch(*TINY_FLAGS, "--out", str(out), "--scheduler", client.scheduler.address)
+    assert again.returncode == 0 and "0 trained now, 3 on record" in again.stdout
+
+
+def test_command_on_its_own_local_cluster(tmp_path):
+    out = tmp_path / "sweep"
+    done = _nnscratch(*TINY_FLAGS, "--workers", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(read_trials(out / "trials.csv")) == [0, 1, 2]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr-range", "1e-2", "1e-6"], "--lr-range is reversed"),
+    (["--weight-decay-range", "1e-4", "1e-8"], "--weight-decay-range is reversed"),
+    (["--trials", "0"], "--trials must be"),
+    (["--scheduler", "not-an-address"], "--scheduler must look like tcp://HOST:PORT"),
+])
+def test_command_bad_flags_one_error_line(tmp_path, flags, message):
+    done = _nnscratch(*flags, "--out", str(tmp_path / "s"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_command_unreachable_scheduler_fails_quickly(tmp_path):
+    import socket
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    start = time.monotonic()
+    done = _nnscratch("--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "1",
+                      "--out", str(tmp_path / "s"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach the Dask scheduler") and done.stderr.count("\n") == 1
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "s").exists()
