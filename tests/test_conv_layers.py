@@ -526,3 +526,70 @@ def test_strided_downsampling_convolution_matches_the_direct_sum():
         for j in range(14):
             expected[:, :, i, j] = np.einsum("nchw,fchw->nf", xp[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3], W) + b
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# the fast path against the book's algorithm
+
+
+def _both_paths(W, b, stride, pad, x, dout, compute_input_grad=True):
+    """(out, dx, dW, db) of the book's path and of the fast path."""
+    results = []
+    for fast in (False, True):
+        layer = Convolution(W.copy(), b.copy(), stride=stride, pad=pad)
+        layer.fast = fast
+        layer.compute_input_grad = compute_input_grad
+        out = np.array(layer.forward(x))
+        dx = layer.backward(dout.copy())
+        results.append((out, dx, layer.dW.copy(), layer.db.copy()))
+    return results
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), c=st.integers(1, 3), fn=st.integers(1, 3), geometry=any_geometry(max_pad=3),
+       seed=st.integers(0, 99))
+def test_fast_convolution_agrees_with_the_book_forward_and_backward(n, c, fn, geometry, seed):
+    h, w, fh, fw, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    W, b = rng.standard_normal((fn, c, fh, fw)), rng.standard_normal(fn)
+    x = rng.standard_normal((n, c, h, w))
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    dout = rng.standard_normal((n, fn, oh, ow))
+    book, fast = _both_paths(W, b, stride, pad, x, dout)
+    for a, f in zip(book, fast):
+        assert a.shape == f.shape
+        np.testing.assert_allclose(f, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_fast_convolution_chunks_and_threads_agree_with_the_book(threads, monkeypatch):
+    """Many chunks (tiny chunk size), spread over threads: the same values as the book's path."""
+    import nnscratch.layers.conv as conv
+
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 3000)
+    saved = conv.get_num_threads()
+    conv.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        W, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+        x = rng.standard_normal((13, 3, 8, 8))
+        dout = rng.standard_normal((13, 4, 8, 8))
+        book, fast = _both_paths(W, b, 1, 1, x, dout)
+        for a, f in zip(book, fast):
+            np.testing.assert_allclose(f, a, rtol=1e-12, atol=1e-12)
+        book, fast = _both_paths(W, b, 2, 1, x, rng.standard_normal((13, 4, 4, 4)), compute_input_grad=False)
+        assert book[1] is None and fast[1] is None
+        for a, f in zip(book[2:], fast[2:]):
+            np.testing.assert_allclose(f, a, rtol=1e-12, atol=1e-12)
+    finally:
+        conv.set_num_threads(saved)
+
+
+def test_set_num_threads_checks_its_argument():
+    from nnscratch.errors import ConfigError
+    from nnscratch.layers.conv import get_num_threads, set_num_threads
+
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="number of threads must be an integer"):
+            set_num_threads(bad)
+    assert get_num_threads() >= 1

@@ -106,11 +106,44 @@ def test_deep_convnet_has_the_book_architecture():
     assert net.params["W6"].std() == pytest.approx(np.sqrt(2 / (64 * 9)), rel=0.05)
     assert net.params["W7"].std() == pytest.approx(np.sqrt(2 / 1024), rel=0.05)
     assert list(net.layers) == [
-        "Conv1", "Relu1", "Conv2", "Relu2", "Pool1", "Conv3", "Relu3", "Conv4", "Relu4", "Pool2",
-        "Conv5", "Relu5", "Conv6", "Relu6", "Pool3", "Affine1", "Relu7", "Dropout1", "Affine2", "Dropout2"]
+        "Conv1", "Relu1", "Conv2", "Pool1", "Relu2", "Conv3", "Relu3", "Conv4", "Pool2", "Relu4",
+        "Conv5", "Relu5", "Conv6", "Pool3", "Relu6", "Affine1", "Relu7", "Dropout1", "Affine2", "Dropout2"]
     assert net.layers["Conv4"].pad == 2
     # The layers compute with the very arrays in params.
     assert net.layers["Conv1"].W is net.params["W1"] and net.layers["Affine2"].W is net.params["W8"]
+
+
+def _book_order(net):
+    """The layers in the book's order: each ReLU before the pooling that follows it."""
+    names = list(net.layers)
+    for i in [i for i, name in enumerate(names) if name.startswith("Pool")]:
+        names[i], names[i + 1] = names[i + 1], names[i]  # Pool, Relu -> Relu, Pool
+    assert names.index("Relu1") < names.index("Pool1")
+    return {name: net.layers[name] for name in names}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SimpleConvNet(input_dim=(1, 10, 10), conv_param={"filter_num": 4, "filter_size": 3, "pad": 0,
+                                                             "stride": 1}, hidden_size=7, seed=1, dtype="float64"),
+    lambda: DeepConvNet(input_dim=(1, 12, 12), conv_param_1=tiny(2), conv_param_2=tiny(3), conv_param_3=tiny(3),
+                        conv_param_4={"filter_num": 3, "filter_size": 3, "pad": 2, "stride": 1},
+                        conv_param_5=tiny(4), conv_param_6=tiny(4), hidden_size=6, seed=3, dtype="float64"),
+])
+def test_relu_after_max_pooling_gives_the_book_order_values_and_gradients(make):
+    """Max pooling and ReLU commute: pooling first gives bit-identical scores, loss and gradients."""
+    rng = np.random.default_rng(8)
+    net = make()
+    x = rng.standard_normal((4,) + net.input_shape)
+    x[0] = -np.abs(x[0])  # an image whose first maps are all negative: every window ties at 0 in the book's order
+    t = np.array([1, 0, 3, 2])
+    state = net.get_rng_state()
+    ours = net.gradient(x, t), net.predict(x)
+    net.layers = _book_order(net)
+    net.set_rng_state(state)
+    book = net.gradient(x, t), net.predict(x)
+    for key in ours[0]:
+        np.testing.assert_array_equal(ours[0][key], book[0][key], err_msg=key)
+    np.testing.assert_array_equal(ours[1], book[1])
 
 
 def test_simple_convnet_has_the_book_architecture():

@@ -22,10 +22,13 @@ place cannot change a later ``backward``. Gradients live in the layer's
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from .core import Layer, _grad_property, _param_property
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "Pooling",
     "AvgPooling",
     "Flatten",
+    "set_num_threads",
+    "get_num_threads",
 ]
 
 
@@ -239,6 +244,71 @@ def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
 
 
 # --------------------------------------------------------------------------
+# image chunks, optionally spread over a few threads
+
+#: Bytes of unrolled input per chunk: small enough to stay in the CPU's cache
+#: between im2col writing it and the matrix product reading it.
+_CHUNK_BYTES = 2 << 20
+
+_num_threads = None  # set by set_num_threads or read from $NNSCRATCH_NUM_THREADS on first use
+_pool = None
+
+
+def set_num_threads(n: int) -> None:
+    """Threads that share a convolution's image chunks (default 1).
+
+    Also read from the environment variable ``NNSCRATCH_NUM_THREADS``. With
+    more than one, limit NumPy's BLAS to one thread per product (e.g.
+    ``OPENBLAS_NUM_THREADS=1`` or ``threadpoolctl.threadpool_limits(1)``), or
+    the two kinds of threads compete for the same cores.
+    """
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 64:
+        raise ConfigError(f"number of threads must be an integer from 1 to 64, got {n!r}")
+    if _pool is not None and n != _num_threads:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = int(n)
+
+
+def get_num_threads() -> int:
+    """Threads the convolutions use (see :func:`set_num_threads`)."""
+    if _num_threads is None:
+        value = os.environ.get("NNSCRATCH_NUM_THREADS", "1").strip()
+        try:
+            set_num_threads(int(value))
+        except (ValueError, ConfigError):
+            raise ConfigError(f"NNSCRATCH_NUM_THREADS must be an integer from 1 to 64, got {value!r}") from None
+    return _num_threads
+
+
+def _for_chunks(work, n: int, chunk: int) -> int:
+    """Call ``work(start, stop, worker)`` for the image chunks ``[start, stop)`` of ``range(n)``.
+
+    With several threads each worker (0, 1, ...) takes a run of consecutive
+    chunks; NumPy releases the GIL in copies and matrix products, so they
+    overlap. Returns the number of workers used.
+    """
+    starts = list(range(0, n, chunk))
+    workers = min(get_num_threads(), len(starts))
+    if workers == 1:
+        for start in starts:
+            work(start, min(start + chunk, n), 0)
+        return 1
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_num_threads, thread_name_prefix="nnscratch-conv")
+
+    def run(worker):
+        for start in starts[worker::workers]:
+            work(start, min(start + chunk, n), worker)
+
+    for future in [_pool.submit(run, worker) for worker in range(workers)]:
+        future.result()
+    return workers
+
+
+# --------------------------------------------------------------------------
 # layers
 
 
@@ -254,14 +324,25 @@ class Convolution(Layer):
 
     Notes
     -----
-    Forward is one im2col copy plus one matrix product
-    ``(N*OH*OW, FH*FW*C) @ (FH*FW*C, FN)``. Backward is ``dW = col.T @ dout``
-    and, for stride 1, ``dx`` as the convolution of the zero-padded ``dout``
-    with the flipped filters (one more im2col and product, no scatter-add);
-    other strides use ``dcol = dout @ W.T`` and col2im. Set
-    ``compute_input_grad = False`` on a network's first layer to skip the
-    (unused) gradient with respect to the images.
+    Two implementations compute the same values (a test checks that they
+    agree). ``fast = False`` selects the book's, :meth:`forward_book` /
+    :meth:`backward_book`: one :func:`im2col` of the whole batch, one matrix
+    product, and :func:`col2im` of ``dout @ W.T`` for ``dx``.
+
+    The default fast path works channels-last, a few images at a time: each
+    chunk's unrolled input (about 2 MB) is multiplied while it is still in
+    the CPU's cache, instead of writing a 45 MB matrix and reading it back.
+    Training keeps the padded input, not the unrolled one; backward unrolls
+    each chunk again for ``dW`` (as cheap as reading the big matrix back).
+    For stride 1, ``dx`` is the convolution of the zero-padded ``dout`` with
+    the flipped filters (im2col + product again, no scatter-add); other
+    strides use ``dout @ W.T`` and col2im. Chunks can be shared by a few
+    threads (:func:`set_num_threads`). Set ``compute_input_grad = False`` on
+    a network's first layer to skip the (unused) gradient with respect to
+    the images.
     """
+
+    fast = True
 
     def __init__(self, W, b, stride: int = 1, pad: int = 0):
         W = np.asarray(W) if not hasattr(W, "ndim") else W
@@ -278,88 +359,162 @@ class Convolution(Layer):
         self.W = W
         self.b = b
         self.compute_input_grad = True
-        # One reusable scratch array for the unrolled input (forward) and the
-        # unrolled output gradient (backward): tens of MB that would otherwise
-        # be freshly mapped, page-faulted and zeroed by the OS at every step.
-        self._scratch = None
-        self._col = None      # training forward: the unrolled input, in _scratch
-        self._x_padded = None  # inference forward: the padded input, unrolled only if backward is called
+        # Reusable scratch arrays, one per worker thread, for a chunk's unrolled
+        # input (forward, dW) or unrolled output gradient (dx).
+        self._scratch = []
+        self._x_padded = None  # (N, Hp, Wp, C): what backward needs
         self._x_shape = None
-        self._padded_shape = None
         self._out_shape = None
+        self._book_cache = None  # (x, col, col_W) of forward_book
 
     W = _param_property("W", "Filters, shape (FN, C, FH, FW) (same array as ``params['W']``).")
     b = _param_property("b", "Biases, shape (FN,) (same array as ``params['b']``).")
     dW = _grad_property("W", "dL/dW after ``backward`` (same array as ``grads['W']``).")
     db = _grad_property("b", "dL/db after ``backward`` (same array as ``grads['b']``).")
 
-    def _scratch_for(self, size: int, like: np.ndarray) -> np.ndarray:
-        """A flat scratch array of ``size`` elements of ``like``'s dtype, reused between calls."""
-        buf = self._scratch
-        if buf is None or buf.size < size or buf.dtype != like.dtype:
-            buf = self._scratch = np.empty(size, dtype=like.dtype, like=like)
-        return buf[:size]
-
-    def forward(self, x, train_flg: bool = True) -> np.ndarray:
-        """x : (N, C, H, W) -> (N, FN, OH, OW)."""
+    def _check_forward(self, x):
         x = _check_images(x)
-        W, b = self.params["W"], self.params["b"]
-        fn, c, fh, fw = W.shape
+        fn, c, fh, fw = self.params["W"].shape
         n, xc, h, w = x.shape
         if xc != c:
             raise ShapeError(
                 f"Convolution: x has {xc} channels (shape {tuple(x.shape)}) but the filters "
-                f"W {tuple(W.shape)} expect {c}")
+                f"W {tuple(self.params['W'].shape)} expect {c}")
         oh = conv_output_size(h, fh, self.stride, self.pad, axis="height")
         ow = conv_output_size(w, fw, self.stride, self.pad, axis="width")
-
-        xp = _pad_nhwc(_channels_last(x), self.pad)                     # (N, Hp, Wp, C)
-        # Training unrolls into the reused scratch array and keeps it for backward.
-        # Inference unrolls into a temporary freed after the product (a kept copy
-        # would pin a large array per layer); a backward after it (saliency maps)
-        # unrolls the kept padded input again.
-        scratch = self._scratch_for(n * oh * ow * fh * fw * c, x) if train_flg else None
-        col = _im2col_nhwc(xp, fh, fw, self.stride, out=scratch)       # (N*OH*OW, FH*FW*C)
-        w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)          # (FH*FW*C, FN)
-        out = col @ w2d                                                 # (N*OH*OW, FN)
-        out += b
-        self._col = col if train_flg else None
-        self._x_padded = None if train_flg else xp
         self._x_shape = x.shape
-        self._padded_shape = xp.shape
         self._out_shape = (n, fn, oh, ow)
-        return out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)
+        return x
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """x : (N, C, H, W) -> (N, FN, OH, OW)."""
+        x = self._check_forward(x)
+        return self._forward_fast(x) if self.fast else self.forward_book(x)
 
     def backward(self, dout) -> np.ndarray | None:
         """dout : (N, FN, OH, OW) -> dx : (N, C, H, W); fills ``grads['W']``, ``grads['b']``."""
-        if self._col is None and self._x_padded is None:
+        if self._x_padded is None and self._book_cache is None:
             raise RuntimeError("Convolution.backward needs a forward pass first "
-                               "(each training forward serves one backward)")
+                               "(each forward serves one backward)")
         _check_dout(dout, self._out_shape, "Convolution")
+        return self._backward_fast(dout) if self._x_padded is not None else self.backward_book(dout)
+
+    # -- the book's algorithm (section 7.4.3): the reference ----------------
+    def forward_book(self, x) -> np.ndarray:
+        """The book's forward: im2col of the whole batch, one product, a transpose."""
+        FN, C, FH, FW = self.W.shape
+        N, _, H, W = x.shape
+        out_h = conv_output_size(H, FH, self.stride, self.pad)
+        out_w = conv_output_size(W, FW, self.stride, self.pad, axis="width")
+
+        self._x_shape, self._out_shape = x.shape, (N, FN, out_h, out_w)
+        col = im2col(x, FH, FW, self.stride, self.pad)   # (N*OH*OW, C*FH*FW)
+        col_W = self.W.reshape(FN, -1).T                 # (C*FH*FW, FN)
+        out = col @ col_W + self.b
+        out = out.reshape(N, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+        self._book_cache = (x.shape, col, col_W)
+        self._x_padded = None
+        return out
+
+    def backward_book(self, dout) -> np.ndarray | None:
+        """The book's backward: db, dW = col.T @ dout, dx = col2im(dout @ col_W.T)."""
+        x_shape, col, col_W = self._book_cache
+        FN, C, FH, FW = self.W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+
+        self.db[...] = np.sum(dout, axis=0)
+        self.dW[...] = (col.T @ dout).transpose(1, 0).reshape(FN, C, FH, FW)
+        self._book_cache = None
+        if not self.compute_input_grad:
+            return None
+        dcol = dout @ col_W.T
+        return col2im(dcol, x_shape, FH, FW, self.stride, self.pad)
+
+    # -- the fast path: channels-last, in cache-sized chunks of images ------
+    def _chunk_images(self, per_image: int, itemsize: int) -> int:
+        return max(1, _CHUNK_BYTES // (per_image * itemsize))
+
+    def _scratch_for(self, worker: int, size: int, like: np.ndarray) -> np.ndarray:
+        """A flat scratch array of ``size`` elements of ``like``'s dtype for one worker thread."""
+        while len(self._scratch) <= worker:
+            self._scratch.append(None)
+        buf = self._scratch[worker]
+        if buf is None or buf.size < size or buf.dtype != like.dtype:
+            buf = self._scratch[worker] = np.empty(size, dtype=like.dtype, like=like)
+        return buf[:size]
+
+    def _forward_fast(self, x) -> np.ndarray:
+        W, b = self.params["W"], self.params["b"]
+        fn, c, fh, fw = W.shape
+        n, fn, oh, ow = self._out_shape
+        # Always a copy of the input (it is kept for backward), padded, channels-last.
+        xp = _pad_nhwc(_channels_last(x), self.pad) if self.pad else _channels_last(x).copy()
+        w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)         # (FH*FW*C, FN)
+        out = np.empty((n, oh, ow, fn), dtype=np.result_type(x, W), like=x)
+        rows = oh * ow * fh * fw * c                                    # unrolled elements per image
+        chunk = self._chunk_images(rows, x.itemsize)
+
+        def work(start, stop, worker):
+            col = _im2col_nhwc(xp[start:stop], fh, fw, self.stride,     # (k*OH*OW, FH*FW*C)
+                               out=self._scratch_for(worker, (stop - start) * rows, x))
+            out_chunk = out[start:stop].reshape(-1, fn)
+            np.matmul(col, w2d, out=out_chunk)
+            out_chunk += b                                              # while still in cache
+
+        _for_chunks(work, n, chunk)
+        self._x_padded = xp
+        self._book_cache = None
+        return out.transpose(0, 3, 1, 2)
+
+    def _backward_fast(self, dout) -> np.ndarray | None:
         W = self.params["W"]
         fn, c, fh, fw = W.shape
         n, _, h, w = self._x_shape
-        col = self._col if self._col is not None else _im2col_nhwc(self._x_padded, fh, fw, self.stride)
-        dout2d = _channels_last(dout).reshape(-1, fn)                   # (N*OH*OW, FN)
+        _, _, oh, ow = self._out_shape
+        xp, self._x_padded = self._x_padded, None  # each forward serves one backward
+        dout_nhwc = np.ascontiguousarray(_channels_last(dout))          # (N, OH, OW, FN)
+        dout2d = dout_nhwc.reshape(-1, fn)
         # Column sums as a matrix-vector product: ~10x faster than np.sum(axis=0) on (N*OH*OW, FN).
         np.matmul(np.ones(dout2d.shape[0], dtype=dout2d.dtype, like=dout2d), dout2d, out=self.grads["b"])
-        dw2d = col.T @ dout2d                                           # (FH*FW*C, FN)
+
+        rows = oh * ow * fh * fw * c
+        chunk = self._chunk_images(rows, xp.itemsize)
+        partial = {}  # worker -> its sum of col.T @ dout over its chunks
+
+        def dw_work(start, stop, worker):
+            col = _im2col_nhwc(xp[start:stop], fh, fw, self.stride,
+                               out=self._scratch_for(worker, (stop - start) * rows, xp))
+            part = col.T @ dout2d[start * oh * ow:stop * oh * ow]     # (FH*FW*C, FN)
+            if worker in partial:
+                partial[worker] += part
+            else:
+                partial[worker] = part
+
+        _for_chunks(dw_work, n, chunk)
+        dw2d = sum(partial.values())
         np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
-        self._col = None  # consumed: its scratch memory may now hold dcol
         if not self.compute_input_grad:
             return None
         p = self.pad
         if self.stride == 1 and p <= fh - 1 and p <= fw - 1:
             # dx is the "full" convolution of dout with the flipped filters,
-            # channels swapped: one im2col + one GEMM, and no scatter-add.
-            dpad = _pad_nhwc(_channels_last(dout), fh - 1 - p, pad_w=fw - 1 - p)
-            dcol = _im2col_nhwc(dpad, fh, fw, 1,                        # (N*H*W, FH*FW*FN)
-                                out=self._scratch_for(n * h * w * fh * fw * fn, dout))
+            # channels swapped: im2col + product per chunk, no scatter-add.
+            dpad = _pad_nhwc(dout_nhwc, fh - 1 - p, pad_w=fw - 1 - p)
             w_flip = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(fh * fw * fn, c)
-            return (dcol @ w_flip).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+            dx = np.empty((n, h, w, c), dtype=dout2d.dtype, like=dout2d)
+            drows = h * w * fh * fw * fn
+
+            def dx_work(start, stop, worker):
+                dcol = _im2col_nhwc(dpad[start:stop], fh, fw, 1,           # (k*H*W, FH*FW*FN)
+                                    out=self._scratch_for(worker, (stop - start) * drows, dout2d))
+                np.matmul(dcol, w_flip, out=dx[start:stop].reshape(-1, c))
+
+            _for_chunks(dx_work, n, self._chunk_images(drows, dout2d.itemsize))
+            return dx.transpose(0, 3, 1, 2)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
         dcol = dout2d @ w2d.T                                           # (N*OH*OW, FH*FW*C)
-        return _unpad_to_nchw(_col2im_nhwc(dcol, self._padded_shape, fh, fw, self.stride), p, h, w)
+        return _unpad_to_nchw(_col2im_nhwc(dcol, xp.shape, fh, fw, self.stride), p, h, w)
 
 
 def _window_index_dtype(window_size: int):

@@ -66,7 +66,11 @@ class _ConvModel(LayerModel):
 
 
 class SimpleConvNet(_ConvModel):
-    """``Conv1 -> Relu1 -> Pool1 -> Affine1 -> Relu2 -> Affine2 -> SoftmaxWithLoss`` (book 7.5).
+    """The book's ``Conv1 -> Relu1 -> Pool1 -> Affine1 -> Relu2 -> Affine2 -> SoftmaxWithLoss`` (7.5).
+
+    ``self.layers`` runs ``Pool1`` before ``Relu1``: max pooling and ReLU
+    commute (``max(relu(a), relu(b)) == relu(max(a, b))``, gradients
+    included), and ReLU on the pooled maps touches a quarter of the values.
 
     Parameters
     ----------
@@ -121,8 +125,8 @@ class SimpleConvNet(_ConvModel):
         self.layers = {
             "Conv1": Convolution(normal(fn, c, fs, fs), np.zeros(fn, dt),
                                  conv_param["stride"], conv_param["pad"]),
+            "Pool1": Pooling(2, 2, stride=2),  # before Relu1: same values, a quarter of the work
             "Relu1": Relu(),
-            "Pool1": Pooling(2, 2, stride=2),
             "Affine1": Affine(normal(fn * ph * pw, hidden_size), np.zeros(hidden_size, dt)),
             "Relu2": Relu(),
             "Affine2": Affine(normal(hidden_size, output_size), np.zeros(output_size, dt)),
@@ -171,7 +175,9 @@ class DeepConvNet(_ConvModel):
     dtype : 'float32' (default) or 'float64'
 
     Weights use He initialisation, ``sqrt(2 / fan_in)`` times a standard
-    normal; biases start at zero. Pooling is 2x2 with stride 2.
+    normal; biases start at zero. Pooling is 2x2 with stride 2; in
+    ``self.layers`` it comes before the block's second ReLU (max pooling and
+    ReLU commute, and ReLU then touches a quarter of the values).
     ``params``: ``W1``..``W6`` filters, ``W7`` (64*4*4, hidden), ``W8``
     (hidden, output) and the biases ``b1``..``b8``.
     """
@@ -209,12 +215,12 @@ class DeepConvNet(_ConvModel):
                 w = conv_output_size(w, fs, p["stride"], p["pad"], axis="width")
                 self.layers[f"Conv{i}"] = Convolution(he((fn, c, fs, fs), c * fs * fs),
                                                       np.zeros(fn, dt), p["stride"], p["pad"])
-                self.layers[f"Relu{i}"] = Relu()
                 c = fn
                 if i % 2 == 0:
                     h = conv_output_size(h, 2, 2, 0, axis="height")
                     w = conv_output_size(w, 2, 2, 0, axis="width")
-                    self.layers[f"Pool{i // 2}"] = Pooling(2, 2, stride=2)
+                    self.layers[f"Pool{i // 2}"] = Pooling(2, 2, stride=2)  # before the ReLU: same values
+                self.layers[f"Relu{i}"] = Relu()
         except ValueError as exc:
             raise ConfigError(f"the convolution parameters do not fit input_dim {input_dim}: {exc}") from exc
         features = c * h * w
