@@ -327,7 +327,10 @@ def test_predict_bad_images(trained, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and "blank.png" in errors[0] and "notes.png" in errors[1], errors
-    assert [entry["path"] for entry in json.loads(result.stdout)] == [str(one)]
+    report = json.loads(result.stdout)  # every file in order; an unreadable one as {"path", "error"}
+    assert [entry["path"] for entry in report] == [str(blank), str(one), str(text)]
+    assert "blank" in report[0]["error"] and "label" not in report[0] and "notes.png" in report[2]["error"]
+    assert report[1]["label"] == 1 and 0 < report[1]["confidence"] <= 1 and "uncertain" in report[1]
 
 
 def test_a_model_for_other_inputs_is_refused(tmp_path):

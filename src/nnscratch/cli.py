@@ -268,7 +268,7 @@ def cmd_predict(args) -> int:
     from nnscratch.errors import ImageInputError
     from nnscratch.functions import softmax
     from nnscratch.imaging import prepare_digit
-    from nnscratch.reading import assess, to_json
+    from nnscratch.reading import assess, describe, to_json
 
     model, source = _load_model_arg(args.model)
     # Like other tools given many files: an unreadable one gets its own error line
@@ -302,10 +302,7 @@ def cmd_predict(args) -> int:
         top = np.argsort(p)[::-1][:3]
         ranked = ", ".join(f"{k}: {100 * p[k]:.1f}%" for k in top)
         _say(f"{args.images[i]}: {reading.label}   ({ranked})")
-        if reading.uncertain:
-            _say(f"  confidence {100 * reading.confidence:.1f}%, uncertain: {'; '.join(reading.reasons)}")
-        else:
-            _say(f"  confidence {100 * reading.confidence:.1f}%")
+        _say(f"  {describe(reading)}")
         if args.show:
             from nnscratch.datasets.display import render_digit
 

@@ -29,8 +29,12 @@ import numpy as np
 
 from nnscratch.errors import ShapeError
 
-__all__ = ["Reading", "assess", "to_json", "stroke_problems", "MIN_CONFIDENCE"]
+__all__ = ["Reading", "assess", "describe", "to_json", "stroke_problems", "MIN_CONFIDENCE",
+           "NOT_A_STROKE"]
 
+#: The reason given when the picture itself does not look like a digit; the
+#: specific problems (:func:`stroke_problems`) follow it in ``Reading.reasons``.
+NOT_A_STROKE = "does not look like a handwritten stroke"
 #: A top probability under this is "low confidence" (0.6% of the MNIST test set).
 MIN_CONFIDENCE = 0.7
 # A pixel is solid ink above this level (the 28x28 field is ink 1 on 0).
@@ -63,7 +67,8 @@ class Reading:
     uncertain : bool
         True when the answer should not be trusted (see ``reasons``).
     reasons : list of str
-        Short phrases, e.g. "low confidence", "a solid patch, not a stroke".
+        Short phrases, e.g. "low confidence", "does not look like a handwritten stroke",
+        then what it looks like instead: "a solid patch (noise, a blot or a shadow)".
     """
 
     label: int
@@ -101,21 +106,21 @@ def stroke_problems(field: np.ndarray) -> list[str]:
     problems = []
     patch = _square_erosion(solid, 5).sum() > _MAX_PATCH_SHARE * area
     if patch:
-        problems.append("a solid patch, not a stroke (noise, a blot or a shadow)")
+        problems.append("a solid patch (noise, a blot or a shadow)")
     visible = f > 0.15
     grey = visible & (f < 0.85)
     if grey.sum() > _MAX_GREY_SHARE * visible.sum():
-        problems.append("soft shading without solid ink (a shadow or a gradient)")
+        problems.append("soft shading with no solid ink (a shadow or a gradient)")
     rows = np.flatnonzero(solid.any(axis=1))
     cols = np.flatnonzero(solid.any(axis=0))
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     if height < _MIN_HEIGHT:
-        problems.append("a flat line, not a digit")
+        problems.append("a flat line")
     elif min(height, width) >= _FRAME_SIDE and not patch:  # a frame is hollow
         box = solid[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         sides = (box[:2].any(axis=0), box[-2:].any(axis=0), box[:, :2].any(axis=1), box[:, -2:].any(axis=1))
         if min(side.mean() for side in sides) >= _FRAME_COVER:
-            problems.append("a frame or border, not a digit")
+            problems.append("a frame or border")
     return problems
 
 
@@ -139,10 +144,24 @@ def assess(field: np.ndarray, probabilities) -> Reading:
         reasons.append("low confidence")
     problems = stroke_problems(field)
     if problems:
-        reasons.append("does not look like a handwritten stroke")
+        reasons.append(NOT_A_STROKE)
         reasons.extend(problems)
     return Reading(label=label, probabilities=[float(v) for v in p], confidence=confidence,
                    uncertain=bool(reasons), reasons=reasons)
+
+
+def describe(reading: Reading) -> str:
+    """One line for people: "confidence 97.1%" or "confidence 47.9%, uncertain: low
+    confidence; does not look like a handwritten stroke (a solid patch (noise...))"."""
+    text = f"confidence {100 * reading.confidence:.1f}%"
+    if not reading.uncertain:
+        return text
+    reasons = list(reading.reasons)
+    if NOT_A_STROKE in reasons:
+        at = reasons.index(NOT_A_STROKE)
+        details = reasons[at + 1:]
+        reasons = reasons[:at] + [NOT_A_STROKE + (f": {', '.join(details)}" if details else "")]
+    return f"{text}, uncertain: {'; '.join(reasons)}"
 
 
 def to_json(reading: Reading, *, digits: int = 6) -> dict:
