@@ -80,6 +80,8 @@ _FIELD_TYPES = {"trial": int, "lr": float, "weight_decay": float, "val_acc": flo
 _DATA_STREAM = 0
 _TRIAL_STREAM = 1
 
+N_CLASSES = 10  # MNIST's digits, whether or not a small --limit holds all ten
+
 # One BLAS thread per worker process: the matrices are small, and the workers share the cores.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -270,8 +272,23 @@ class _CrashOnce:
             os._exit(1)
 
 
+class _Curves:
+    """Trainer callback: the validation and training accuracy of every finished epoch."""
+
+    def __init__(self):
+        self.val_acc, self.train_acc = [], []
+
+    def on_epoch_end(self, trainer, epoch, record):
+        self.val_acc.append(float(record["test_acc"]))
+        self.train_acc.append(float(record["train_acc"]))
+
+
 def run_trial(settings: dict, params: dict, data: SweepData, crash_marker: str | None = None) -> dict:
-    """Train one trial: a ``MultiLayerNet`` with SGD on ``data`` (runs on a Dask worker).
+    """Train one trial with :func:`nnscratch.runs.fit` (runs on a Dask worker).
+
+    The network is a ``MultiLayerNet`` with the sweep's hidden layers and the
+    trial's weight decay, trained by SGD with the trial's learning rate; the
+    trial's seed sets the initial weights and the shuffling.
 
     Parameters
     ----------
@@ -292,37 +309,34 @@ def run_trial(settings: dict, params: dict, data: SweepData, crash_marker: str |
         ``train_acc_list`` (one value per epoch) and ``model`` (class name,
         config and arrays of the trained network).
     """
-    from nnscratch.models import MultiLayerNet
-    from nnscratch.optimizers import SGD
-    from nnscratch.training import Trainer
+    from nnscratch.runs import RunSettings, build_model, fit
 
     s = SweepSettings.from_dict(settings)
     start = time.perf_counter()
-    model = MultiLayerNet(input_size=data.x_train.shape[1], hidden_size_list=list(s.hidden),
-                          output_size=int(max(data.t_train.max(), data.t_val.max())) + 1,
-                          activation="relu", weight_init_std="he",
-                          weight_decay_lambda=params["weight_decay"], seed=params["seed"])
-    callbacks = [_CrashOnce(crash_marker, max(1, s.epochs // 2))] if crash_marker else []
-    trainer = Trainer(model, SGD(lr=params["lr"]), data.x_train, data.t_train, data.x_val, data.t_val,
-                      epochs=s.epochs, batch_size=s.batch_size, seed=params["seed"], callbacks=callbacks)
+    run = RunSettings(model="mlp", hidden=list(s.hidden), epochs=s.epochs, batch_size=s.batch_size,
+                      optimizer="sgd", lr=params["lr"], weight_decay=params["weight_decay"],
+                      seed=params["seed"])
+    features = data.x_train.shape[1:]
+    model = build_model(run, input_shape=features, n_classes=N_CLASSES)
+    curves = _Curves()
+    callbacks = [curves] + ([_CrashOnce(crash_marker, max(1, s.epochs // 2))] if crash_marker else [])
     status = "ok"
     try:
-        history = trainer.fit()
+        fit(run, (data.x_train, data.t_train, data.x_val, data.t_val), callbacks=callbacks, model=model,
+            input_shape=features, n_classes=N_CLASSES, eval_samples=None)
     except TrainingDivergedError:
-        status, history = "diverged", trainer.history
-    val_list = [float(v) for v in history.test_acc_list]
-    train_list = [float(v) for v in history.train_acc_list]
-    finished = status == "ok" and val_list
+        status = "diverged"
+    finished = status == "ok" and curves.val_acc
     return {
         **params,
-        "val_acc": val_list[-1] if finished else math.nan,
-        "train_acc": train_list[-1] if finished else math.nan,
+        "val_acc": curves.val_acc[-1] if finished else math.nan,
+        "train_acc": curves.train_acc[-1] if finished else math.nan,
         "seconds": time.perf_counter() - start,
         "worker": _worker_name(),
-        "epochs": len(val_list),
+        "epochs": len(curves.val_acc),
         "status": status,
-        "val_acc_list": val_list,
-        "train_acc_list": train_list,
+        "val_acc_list": curves.val_acc,
+        "train_acc_list": curves.train_acc,
         "model": {"class": type(model).__name__, "config": model.config,
                   "arrays": {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}},
     }
@@ -718,7 +732,7 @@ class _BestModel:
         save_model(_model_from_record(model_record), self.path, summary=summary)
 
     def offer(self, row: dict, model_record: dict) -> None:
-        if self.best is None or _rank_key(row) < _rank_key(self.best):
+        if row["status"] == "ok" and (self.best is None or _rank_key(row) < _rank_key(self.best)):
             self._save(row, model_record)
             self.best = row
 
@@ -732,7 +746,7 @@ class _BestModel:
 
     def ensure(self, best: dict | None, retrain) -> None:
         """Make the file hold ``best``'s network, retraining it (same seed: the same network) if it does not."""
-        if best is not None and self.saved_trial() != best["trial"]:
+        if best is not None and best["status"] == "ok" and self.saved_trial() != best["trial"]:
             self._save(best, retrain(best))
 
 
