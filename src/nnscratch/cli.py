@@ -218,20 +218,41 @@ def _confusion(labels, predicted, n_classes: int):
         n_classes, n_classes)
 
 
+def _load_digit_folder(directory, *, flatten: bool, limit=None):
+    """Images and labels of a folder of your own digits (MNIST's IDX layout; the drawing page writes it)."""
+    import numpy as np
+
+    from nnscratch.serve.digits import read_digit_folder
+
+    images, labels = read_digit_folder(directory)
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {limit}")
+        images, labels = images[:limit], labels[:limit]
+    if len(images) == 0:
+        raise ConfigError(f"--data {directory}: the folder holds no digits yet")
+    x = images.astype(np.float32) / 255.0
+    return (x.reshape(len(x), 784) if flatten else x.reshape(len(x), 1, 28, 28)), labels.astype(np.int64)
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
     model, source = _load_model_arg(args.model)
-    x, t = _load_data(args.dataset, flatten=not _wants_images(model), limit=args.limit, split="test")
+    if args.data is not None:
+        x, t = _load_digit_folder(args.data, flatten=not _wants_images(model), limit=args.limit)
+        described, names = f"your digits in {args.data}", [str(k) for k in range(10)]
+    else:
+        x, t = _load_data(args.dataset, flatten=not _wants_images(model), limit=args.limit, split="test")
+        described, names = f"{args.dataset} test set", _class_names(args.dataset)
     predicted = _predict_scores(model, x).argmax(axis=1)
     labels = np.asarray(t, dtype=np.int64)
-    names = _class_names(args.dataset)
     n = max(len(names), int(getattr(model, "output_size", 10)))
     matrix = _confusion(labels, predicted, n)
     correct = int(np.trace(matrix))
 
     _say(f"model:    {source} ({_describe_model(model)})")
-    _say(f"dataset:  {args.dataset} test set, {len(labels)} images")
+    _say(f"dataset:  {described}, {len(labels)} images")
     _say(f"accuracy: {100 * correct / len(labels):.2f}% ({correct}/{len(labels)})")
     _say("")
     width = max(5, max(len(name) for name in names))
@@ -469,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", metavar="FILE", default=None,
                           help="model file or run directory (default: the pretrained DeepConvNet)")
     evaluate.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="dataset")
+    evaluate.add_argument("--data", metavar="DIR", default=None,
+                          help="a folder of your own digits instead: t10k-images-idx3-ubyte and "
+                               "t10k-labels-idx1-ubyte, as the drawing page's 'It was a ...' buttons save them")
     evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N test images")
     evaluate.add_argument("--plot", metavar="PNG", default=None, help="also save the confusion matrix as a PNG")
     evaluate.set_defaults(func=cmd_evaluate)

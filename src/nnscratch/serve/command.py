@@ -7,11 +7,15 @@ import argparse
 __all__ = ["add_parser", "cmd_serve"]
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and the defaults shown."""
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register ``serve`` on the CLI's subparsers; imports nothing heavy."""
     serve = commands.add_parser(
         "serve", help="the drawing page: draw digits in the browser and watch the network read them",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
         description="Serve the drawing page on http://HOST:PORT: draw a digit with the mouse, a finger or\n"
                     "a pen, and see the network read it live, layer by layer. Works offline.\n"
                     "The HTTP API is described at /openapi.json.")

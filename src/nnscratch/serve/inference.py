@@ -91,18 +91,30 @@ def _layers(model):
     return layers if isinstance(layers, dict) and layers else None
 
 
-def _shown(name: str, layer, output: np.ndarray, last: bool) -> bool:
-    """Which outputs are worth a picture: after each nonlinearity and pooling, and the scores."""
-    kind = type(layer).__name__
-    if last:
-        return True
-    return kind in ("Relu", "Sigmoid", "Tanh", "Pooling", "AvgPooling")
+_IDENTITY_AT_INFERENCE = ("Dropout",)
+_WEIGHTED = ("Convolution", "Affine")
+
+
+def _shown_layers(layers: dict) -> set:
+    """Names of the layers whose output ends a block: the input of the next weighted layer, and the scores.
+
+    Within a block (conv or affine, activation, pooling, in either order) only
+    the block's finished output is shown; dropout is the identity at inference.
+    """
+    names = [n for n, layer in layers.items() if type(layer).__name__ not in _IDENTITY_AT_INFERENCE]
+    shown = {names[-1]} if names else set()
+    for name, following in zip(names, names[1:]):
+        if type(layers[following]).__name__ in _WEIGHTED and type(layers[name]).__name__ not in _WEIGHTED:
+            shown.add(name)
+    return shown
 
 
 def activations(model, field: np.ndarray) -> list[dict]:
     """Every shown layer's output for ``field``, in order.
 
-    Each entry: ``layer`` (its name in ``model.layers``), ``kind`` ("maps" for
+    Shown: each block's finished output (after its activation and pooling)
+    and the last layer's scores. Each entry: ``layer`` (its name in
+    ``model.layers``), ``type`` (its class), ``kind`` ("maps" for
     (C, H, W) outputs, "units" for vectors), ``shape``, ``image`` (PNG data URL
     of the maps side by side, each scaled to its own maximum, or of the units
     on a near-square grid), ``columns`` of that grid, and for units their
@@ -113,14 +125,13 @@ def activations(model, field: np.ndarray) -> list[dict]:
         return []
     x = field_for_model(model, field)
     shown = []
-    names = list(layers)
-    for i, name in enumerate(names):
-        layer = layers[name]
+    wanted = _shown_layers(layers)
+    for name, layer in layers.items():
         x = layer.forward(x, False)
-        if not _shown(name, layer, x, i == len(names) - 1):
+        if name not in wanted:
             continue
-        out = np.asarray(x[0], dtype=np.float64)
-        entry = {"layer": name, "shape": list(out.shape)}
+        out = np.array(x[0], dtype=np.float64)
+        entry = {"layer": name, "shape": list(out.shape), "type": type(layer).__name__}
         if out.ndim == 3:
             maps = _normalise(out[:MAX_MAPS])
             sheet, columns = tile_maps(maps)

@@ -254,10 +254,12 @@
     }
     const list = $("activations");
     list.textContent = "";
-    for (const entry of answer.activations || []) {
+    const entries = answer.activations || [];
+    entries.forEach((entry, i) => {
       const scale = entry.kind === "maps" ? Math.max(1, Math.round(8 / Math.sqrt(entry.shape[1] / 7))) : 10;
-      list.append(layerFigure(entry, entry.layer + " · " + describeShape(entry), scale));
-    }
+      const name = i === entries.length - 1 ? "scores (" + entry.layer + ")" : entry.layer;
+      list.append(layerFigure(entry, name + " · " + describeShape(entry), scale));
+    });
   }
 
   // ------------------------------------------------------------------ the user's digits
