@@ -609,6 +609,7 @@ class _Checkpointer:
 
     def __init__(self, run: RunDir, settings: RunSettings, plots: bool, guard=None):
         self.run, self.settings, self.plots, self.guard = run, settings, plots, guard
+        self.saved_epoch: int | None = None  # the epoch count of the last checkpoint on disk
 
     def save(self, trainer) -> None:
         from nnscratch import io as nnio
@@ -618,6 +619,12 @@ class _Checkpointer:
             nnio.save_checkpoint(self.run.checkpoint, trainer.state_dict(), model=trainer.model,
                                  optimizer=trainer.optimizer,
                                  args={"settings": self.settings.to_dict(), "plots": self.plots})
+        self.saved_epoch = trainer.epoch
+
+    def kept(self) -> str:
+        if self.saved_epoch is None or not self.run.checkpoint.exists():
+            return "no checkpoint was written"
+        return f"the last good checkpoint (end of epoch {self.saved_epoch}) is kept in {self.run.checkpoint}"
 
     def on_epoch_end(self, trainer, epoch, record):
         self.save(trainer)
@@ -783,6 +790,7 @@ def _train_in(run, settings, checkpoint, model, optimizer, data, image_shape, ca
         where = (f"epoch {trainer.epoch + 1}, batch {trainer.batch_index}/{trainer.batches_per_epoch}"
                  if trainer.batch_index else f"epoch {trainer.epoch + 1}")
         say(f"Resuming at {where}")
+        saver.saved_epoch = trainer.epoch
 
     result = RunResult(run.path, model, trainer.history, settings=settings, trainer=trainer)
     with stopper:
@@ -790,14 +798,12 @@ def _train_in(run, settings, checkpoint, model, optimizer, data, image_shape, ca
             with np.errstate(over="ignore", invalid="ignore"):
                 history = trainer.fit()
         except TrainingDivergedError as exc:
-            kept = run.checkpoint
-            where = (f"the last good checkpoint (end of epoch {trainer.epoch}) is kept in {kept}"
-                     if kept.exists() else "no checkpoint was written (it diverged in the first epoch)")
-            raise TrainingDivergedError(f"{exc} Training stopped; {where}.") from exc
+            kept = saver.kept()
+            if saver.saved_epoch is None:
+                kept += " (it diverged in the first epoch)"
+            raise TrainingDivergedError(f"{exc} Training stopped; {kept}.") from exc
         except FileWriteError as exc:
-            kept = (f"the last good checkpoint (end of epoch {trainer.epoch}) is kept in {run.checkpoint}"
-                    if run.checkpoint.exists() else "no checkpoint could be written")
-            raise FileWriteError(f"{exc}; training stopped, {kept}") from exc
+            raise FileWriteError(f"{exc}; training stopped, {saver.kept()}") from exc
         result.history = history
         if trainer.interrupted:
             saver.save(trainer)
