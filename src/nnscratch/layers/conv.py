@@ -336,7 +336,9 @@ class Convolution(Layer):
     each chunk again for ``dW`` (as cheap as reading the big matrix back).
     For stride 1, ``dx`` is the convolution of the zero-padded ``dout`` with
     the flipped filters (im2col + product again, no scatter-add); other
-    strides use ``dout @ W.T`` and col2im. Chunks can be shared by a few
+    strides use ``dout @ W.T`` and col2im. With one input channel (a
+    network's first layer) the unrolled input is built transposed, from
+    FH*FW slice copies, and kept for ``dW``. Chunks can be shared by a few
     threads (:func:`set_num_threads`). Set ``compute_input_grad = False`` on
     a network's first layer to skip the (unused) gradient with respect to
     the images.
@@ -363,6 +365,7 @@ class Convolution(Layer):
         # input (forward, dW) or unrolled output gradient (dx).
         self._scratch = []
         self._x_padded = None  # (N, Hp, Wp, C): what backward needs
+        self._col_t = None     # one input channel: the transposed unrolled input, kept from forward
         self._x_shape = None
         self._out_shape = None
         self._book_cache = None  # (x, col, col_W) of forward_book
@@ -414,7 +417,7 @@ class Convolution(Layer):
         out = out.reshape(N, out_h, out_w, -1).transpose(0, 3, 1, 2)
 
         self._book_cache = (x.shape, col, col_W)
-        self._x_padded = None
+        self._x_padded = self._col_t = None
         return out
 
     def backward_book(self, dout) -> np.ndarray | None:
@@ -453,6 +456,20 @@ class Convolution(Layer):
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)         # (FH*FW*C, FN)
         out = np.empty((n, oh, ow, fn), dtype=np.result_type(x, W), like=x)
         rows = oh * ow * fh * fw * c                                    # unrolled elements per image
+        self._x_padded, self._book_cache = xp, None
+        if c == 1:
+            # One channel (a network's first layer): the transposed unrolled input
+            # is FH*FW slice copies of whole rows, small enough to keep for dW.
+            col_t = self._scratch_for(0, n * rows, x).reshape(fh, fw, n, oh, ow)
+            for i in range(fh):
+                for j in range(fw):
+                    np.copyto(col_t[i, j], xp[:, i:i + self.stride * oh:self.stride,
+                                              j:j + self.stride * ow:self.stride, 0])
+            self._col_t = col_t.reshape(fh * fw, -1)                   # (FH*FW, N*OH*OW)
+            out2d = out.reshape(-1, fn)
+            np.matmul(self._col_t.T, w2d, out=out2d)
+            out2d += b
+            return out.transpose(0, 3, 1, 2)
         chunk = self._chunk_images(rows, x.itemsize)
 
         def work(start, stop, worker):
@@ -463,8 +480,6 @@ class Convolution(Layer):
             out_chunk += b                                              # while still in cache
 
         _for_chunks(work, n, chunk)
-        self._x_padded = xp
-        self._book_cache = None
         return out.transpose(0, 3, 1, 2)
 
     def _backward_fast(self, dout) -> np.ndarray | None:
@@ -481,6 +496,9 @@ class Convolution(Layer):
         rows = oh * ow * fh * fw * c
         chunk = self._chunk_images(rows, xp.itemsize)
         partial = {}  # worker -> its sum of col.T @ dout over its chunks
+        col_t, self._col_t = self._col_t, None
+        if col_t is not None:
+            partial[0] = col_t @ dout2d                                  # one channel: kept from forward
 
         def dw_work(start, stop, worker):
             col = _im2col_nhwc(xp[start:stop], fh, fw, self.stride,
@@ -491,7 +509,8 @@ class Convolution(Layer):
             else:
                 partial[worker] = part
 
-        _for_chunks(dw_work, n, chunk)
+        if col_t is None:
+            _for_chunks(dw_work, n, chunk)
         dw2d = sum(partial.values())
         np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
         if not self.compute_input_grad:
