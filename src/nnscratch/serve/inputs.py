@@ -113,7 +113,7 @@ def decode_picture(data: bytes) -> object:
 
 def _data_url(value) -> bytes:
     if not isinstance(value, str):
-        raise BadInput(422, '"image" must be a string: data:image/png;base64,... (or image/jpeg)')
+        raise BadInput(422, '"image" must be a string holding a data URL: data:image/png;base64,... (or image/jpeg)')
     head, comma, payload = value.partition(",")
     head = head.strip().lower()
     if not comma or not head.startswith("data:") or not head.endswith(";base64"):

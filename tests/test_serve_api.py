@@ -1,0 +1,434 @@
+"""The drawing page's HTTP API on a real uvicorn server on 127.0.0.1 (no test client, no mocks)."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from serve_helpers import running_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def _canvas(strokes, size=280, width=18, transparent=True) -> Image.Image:
+    """Black strokes on a canvas, as the page draws them (transparent background by default)."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0) if transparent else (255, 255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for kind, coords in strokes:
+        if kind == "line":
+            draw.line(coords, fill=(0, 0, 0, 255), width=width, joint="curve")
+        else:
+            draw.ellipse(coords, outline=(0, 0, 0, 255), width=width)
+    return image
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+ONE = _canvas([("line", [(140, 40), (140, 240)])])
+ZERO = _canvas([("ellipse", [80, 40, 200, 240])])
+SEVEN = _canvas([("line", [(70, 60), (210, 60), (120, 240)])])
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A runs folder with one small MLP saved as `nnscratch train` saves it, and a `latest` link."""
+    from nnscratch import io as nnio
+    from nnscratch.models import MultiLayerNet
+
+    runs = tmp_path_factory.mktemp("runs")
+    (runs / "mlp-test").mkdir()
+    nnio.save_model(MultiLayerNet(784, [30], 10, seed=1), runs / "mlp-test" / "model.npz")
+    os.symlink("mlp-test", runs / "latest")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(run_folder, tmp_path_factory):
+    digits = tmp_path_factory.mktemp("digits")
+    with running_server(runs_dir=run_folder, digits_dir=digits) as (base, app):
+        yield base, app, digits
+
+
+def call(base, path, body=None, content_type=None, method=None, timeout=60):
+    request = urllib.request.Request(base + path, data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        return error.code, json.loads(payload) if payload.startswith(b"{") else payload.decode()
+
+
+def predict(base, body, content_type="image/png", query=""):
+    return call(base, "/api/predict" + query, body, content_type)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def test_models_lists_pretrained_and_runs_by_id_never_by_path(server, run_folder):
+    base, _, _ = server
+    status, body = call(base, "/api/models")
+    assert status == 200
+    ids = [m["id"] for m in body["models"]]
+    assert ids[0] == "pretrained" and body["default"] == "pretrained"
+    runs = [m for m in body["models"] if m["source"] == "run"]
+    assert [m["name"] for m in runs] == ["mlp-test"]          # runs/latest is the same run: listed once
+    for model_id in ids:
+        assert "/" not in model_id and str(run_folder) not in model_id
+
+
+def test_unknown_and_path_like_model_ids_are_404_with_a_message(server):
+    base, _, _ = server
+    for model_id in ("nope", "..%2F..%2Fetc%2Fpasswd", "run-..", "%2Ftmp%2Fx.npz"):
+        status, body = predict(base, _png(ONE), query=f"?model={model_id}")
+        assert status == 404, model_id
+        assert "unknown model id" in body["detail"] and "/api/models" in body["detail"]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("image, digit", [(ONE, 1), (ZERO, 0), (SEVEN, 7)])
+def test_a_transparent_canvas_png_is_read(server, image, digit):
+    base, _, _ = server
+    status, body = predict(base, _png(image))
+    assert status == 200
+    assert body["label"] == digit
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
+    assert body["confidence"] == max(body["probabilities"])
+    assert body["uncertain"] is False and body["blank"] is False
+    field = np.array(body["input"])
+    assert field.shape == (28, 28) and field.min() >= 0 and field.max() <= 1
+    # Centred by centre of mass like MNIST: within a pixel of (14, 14) (row, column of the mean).
+    ys, xs = np.indices(field.shape)
+    assert abs((ys * field).sum() / field.sum() - 13.5) < 1.2
+    assert abs((xs * field).sum() / field.sum() - 13.5) < 1.2
+    for stage in ("crop", "fitted", "field"):
+        assert body["stages"][stage].startswith("data:image/png;base64,")
+
+
+def test_jpeg_data_url_and_png_body_give_the_same_answer(server):
+    base, _, _ = server
+    png = _png(SEVEN)
+    _, direct = predict(base, png)
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    status, via_json = predict(base, json.dumps({"image": url}).encode(), "application/json")
+    assert status == 200 and via_json["probabilities"] == direct["probabilities"]
+    white = Image.new("RGB", SEVEN.size, "white")
+    white.paste(SEVEN, mask=SEVEN.split()[3])
+    buffer = io.BytesIO()
+    white.save(buffer, format="JPEG", quality=90)
+    status, jpeg = predict(base, buffer.getvalue(), "image/jpeg")
+    assert status == 200 and jpeg["label"] == 7
+
+
+def test_pixels_are_the_field_the_model_sees(server):
+    """MNIST test digits sent as pixels: the known labels come back, and `input` echoes the field."""
+    from nnscratch.datasets import load_mnist
+
+    base, _, _ = server
+    _, (x_test, t_test) = load_mnist(normalize=True, flatten=False, limit=8)
+    for image, label in zip(x_test, t_test):
+        pixels = image[0].astype(float).tolist()
+        status, body = predict(base, json.dumps({"pixels": pixels}).encode(), "application/json")
+        assert status == 200
+        assert body["label"] == int(label)
+        assert np.allclose(body["input"], pixels, atol=1e-4)
+
+
+def test_the_page_and_nnscratch_predict_give_the_same_answer(server, tmp_path):
+    base, _, _ = server
+    path = tmp_path / "seven.png"
+    path.write_bytes(_png(SEVEN))
+    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "predict", "--json", str(path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cli = json.loads(result.stdout)[0]
+    _, page = predict(base, path.read_bytes())
+    assert page["label"] == cli["label"]
+    assert np.allclose(page["probabilities"], cli["probabilities"], atol=1e-5)
+
+
+def test_an_empty_canvas_is_never_a_guess(server):
+    base, _, _ = server
+    for body, kind in ((_png(_canvas([])), "image/png"),
+                       (_png(_canvas([], transparent=False)), "image/png"),
+                       (json.dumps({"pixels": [[0.0] * 28] * 28}).encode(), "application/json")):
+        status, answer = predict(base, body, kind)
+        assert status == 200
+        assert answer["label"] is None and answer["blank"] is True
+        assert answer["probabilities"] == [0.0] * 10 and answer["note"]
+
+
+def test_pictures_that_are_no_digit_are_flagged_uncertain(server):
+    base, _, _ = server
+    blot = np.pad(np.ones((16, 16)), 6)
+    frame = np.zeros((28, 28))
+    frame[4:24, 4:6] = frame[4:24, 22:24] = frame[4:6, 4:24] = frame[22:24, 4:24] = 1
+    for field in (blot, frame):
+        status, body = predict(base, json.dumps({"pixels": field.tolist()}).encode(), "application/json")
+        assert status == 200 and body["label"] is not None
+        assert body["uncertain"] is True and body["reasons"]
+
+
+def test_details_give_activations_filters_and_saliency(server):
+    base, _, _ = server
+    status, body = predict(base, _png(ONE), query="?details=true")
+    assert status == 200
+    layers = body["activations"]
+    assert [a["shape"] for a in layers][:2] == [[16, 28, 28], [16, 14, 14]]   # DeepConvNet's first blocks
+    assert layers[-1]["shape"] == [10] and len(layers[-1]["values"]) == 10
+    assert body["filters"]["shape"] == [16, 1, 3, 3] and body["filters"]["kind"] == "filters"
+    saliency = np.array(body["saliency"])
+    assert saliency.shape == (28, 28) and np.isfinite(saliency).all() and np.abs(saliency).max() > 0
+    status, mlp = predict(base, _png(ONE), query="?details=true&model=run-mlp-test")
+    assert status == 200
+    assert [a["shape"] for a in mlp["activations"]] == [[30], [10]]
+    assert mlp["filters"]["kind"] == "templates" and mlp["filters"]["shape"] == [784, 30]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_saliency_is_the_derivative_of_the_label_score(kind):
+    """The backprop saliency against central differences of the score, on float64 copies."""
+    from nnscratch.io import load_pretrained
+    from nnscratch.models import MultiLayerNet
+    from nnscratch.serve.inference import field_for_model, saliency
+
+    model = (MultiLayerNet(784, [40, 20], 10, seed=3) if kind == "mlp" else load_pretrained()).astype("float64")
+    rng = np.random.default_rng(1)
+    field = rng.random((28, 28)) * (rng.random((28, 28)) > 0.6)
+    label = 4
+    grad = saliency(model, field, label)
+    h = 1e-5
+    for i, j in [(14, 14), (10, 17), (20, 8), (3, 3)]:
+        plus, minus = field.copy(), field.copy()
+        plus[i, j] += h
+        minus[i, j] -= h
+        numeric = (model.predict(field_for_model(model, plus))[0, label]
+                   - model.predict(field_for_model(model, minus))[0, label]) / (2 * h)
+        assert grad[i, j] == pytest.approx(numeric, rel=1e-4, abs=1e-7)
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+
+def _raw(base, head: bytes, body: bytes = b"", timeout=10) -> tuple[int, bytes]:
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(head + body)
+        data = b""
+        while True:
+            head_end = data.find(b"\r\n\r\n")
+            if head_end >= 0:
+                length = [int(line.split(b":")[1]) for line in data[:head_end].lower().split(b"\r\n")
+                          if line.startswith(b"content-length:")]
+                if len(data) >= head_end + 4 + (length[0] if length else 0):
+                    break
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        status = int(data.split(b" ", 2)[1])
+        return status, data
+
+
+def test_a_body_over_the_limit_is_refused_from_its_content_length_before_it_is_sent(server):
+    base, _, _ = server
+    started = time.monotonic()
+    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 1000000000\r\n\r\n")
+    status, data = _raw(base, head)                   # no body at all: the answer must not wait for it
+    assert status == 413 and b"at most" in data
+    assert time.monotonic() - started < 5
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_read(server):
+    base, _, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = (b"\x00" * 1_000_000 for _ in range(12))     # 12 MB, over the 8 MB limit, no Content-Length
+    connection.request("POST", "/api/predict", body=chunks, headers={"Content-Type": "image/png"},
+                       encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "over" in json.loads(response.read())["detail"]
+    connection.close()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but holds almost no data (a decompression bomb)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("body, kind, status, words", [
+    (_png_header_only(60_000, 60_000), "image/png", 413, "pixels"),
+    (_png_header_only(9_000, 100), "image/png", 413, "pixels"),
+    (_png(Image.new("L", (2000, 3), 255)), "image/png", 422, "elongated"),
+    (_png(ONE)[:200], "image/png", 400, "truncated"),
+    (b"GIF89a" + b"\x00" * 40, "image/png", 415, "PNG or JPEG"),
+    (b"", "image/png", 400, "empty"),
+    (b"hello", "text/plain", 415, "content type"),
+    (b"hello", None, 415, "content type"),
+    (b"{not json", "application/json", 400, "not valid JSON"),
+    (b"\xff\xfe", "application/json", 400, "UTF-8"),
+    (b"[1, 2]", "application/json", 422, "object"),
+    (b"{}", "application/json", 422, "exactly one"),
+    (json.dumps({"image": "x", "pixels": []}).encode(), "application/json", 422, "exactly one"),
+    (json.dumps({"image": 5}).encode(), "application/json", 422, "data URL"),
+    (json.dumps({"image": "data:image/gif;base64,R0lG"}).encode(), "application/json", 415, "image/gif"),
+    (json.dumps({"image": "data:image/png;base64,!!!"}).encode(), "application/json", 422, "base64"),
+    (json.dumps({"pixels": [[0.5] * 28] * 27}).encode(), "application/json", 422, "27 rows"),
+    (json.dumps({"pixels": [[0.5] * 27] * 28}).encode(), "application/json", 422, "27 values"),
+    (json.dumps({"pixels": [[2.0] * 28] * 28}).encode(), "application/json", 422, "2.0"),
+    (json.dumps({"pixels": [[True] * 28] * 28}).encode(), "application/json", 422, "bool"),
+    (json.dumps({"pixels": [["0.5"] * 28] * 28}).encode(), "application/json", 422, "str"),
+    (("{\"pixels\": [" + ",".join(["[" + ",".join(["NaN"] * 28) + "]"] * 28) + "]}").encode(),
+     "application/json", 422, "NaN"),
+    (b'{"pixels": [[Infinity]]}', "application/json", 422, "Infinity"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "JSON"),
+])
+def test_bad_bodies_get_a_4xx_that_says_what_is_wrong(server, body, kind, status, words):
+    base, _, _ = server
+    got, answer = predict(base, body, kind)
+    assert got == status, answer
+    assert words in answer["detail"]
+
+
+def test_bad_query_values_are_422(server):
+    base, _, _ = server
+    assert predict(base, _png(ONE), query="?details=maybe")[0] == 422
+    assert predict(base, _png(ONE), query="?model=" + "x" * 500)[0] == 422
+    assert call(base, "/api/digits?label=10", _png(ONE), "image/png")[0] == 422
+    assert call(base, "/api/digits", _png(ONE), "image/png")[0] == 422
+    assert call(base, "/api/predict", method="GET")[0] == 405
+    assert call(base, "/static/../app.py")[0] == 404
+
+
+def test_an_unexpected_error_is_a_clean_json_500_without_a_traceback(run_folder, tmp_path):
+    # The one way to reach the catch-all: a route that fails (the API itself never does, see the fuzz test).
+    with running_server(runs_dir=run_folder, digits_dir=tmp_path) as (base, app):
+        def broken():
+            raise RuntimeError("secret internals")
+        app.add_api_route("/api/broken", broken)
+        status, body = call(base, "/api/broken")
+    assert status == 500
+    assert body == {"detail": "internal error: RuntimeError"}
+
+
+# ----------------------------------------------------------------------------- the user's digits
+
+
+def test_it_was_a_saves_idx_files_that_evaluate_reads(server, tmp_path):
+    from nnscratch.datasets.idx import read_idx
+
+    base, _, digits = server
+    drawings = [(ONE, 1), (ZERO, 0), (SEVEN, 7), (ONE, 7)]       # the last one deliberately mislabelled
+
+    def save(item):
+        image, label = item
+        return call(base, f"/api/digits?label={label}", _png(image), "image/png")
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:       # appends from concurrent requests
+        results = list(pool.map(save, drawings * 3))
+    assert all(status == 200 for status, _ in results)
+    images = read_idx(digits / "t10k-images-idx3-ubyte")
+    labels = read_idx(digits / "t10k-labels-idx1-ubyte")
+    assert images.shape == (12, 28, 28) and images.dtype == np.uint8
+    assert sorted(labels.tolist()) == sorted([1, 0, 7, 7] * 3)
+    assert call(base, "/api/digits")[1]["counts"] == [3, 3, 0, 0, 0, 0, 0, 6, 0, 0]
+    assert call(base, "/api/digits?label=3", _png(_canvas([])), "image/png")[0] == 422   # nothing drawn
+
+    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "evaluate", "--data", str(digits)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "12 images" in result.stdout
+    assert "accuracy: 75.00% (9/12)" in result.stdout     # the three mislabelled ones read as 1
+
+
+def test_evaluate_data_on_a_folder_without_digits_is_one_error_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "evaluate", "--data", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "t10k-images-idx3-ubyte" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- OpenAPI, page, load
+
+
+def test_openapi_documents_the_api(server):
+    base, _, _ = server
+    status, spec = call(base, "/openapi.json")
+    assert status == 200
+    assert {"/api/models", "/api/predict", "/api/digits", "/api/train"} <= set(spec["paths"])
+    content = spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"image/png", "image/jpeg", "application/json"} <= set(content)
+
+
+def test_the_page_and_its_files_come_from_this_server_only(server):
+    base, _, _ = server
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            text = response.read().decode()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+    with urllib.request.urlopen(base + "/", timeout=30) as response:
+        page = response.read().decode()
+    for testid in ('data-testid="canvas"', 'data-testid="prediction"', 'data-testid="clear"'):
+        assert testid in page
+
+
+def test_load_several_concurrent_clients_no_errors(server):
+    base, _, _ = server
+    body = _png(SEVEN)
+
+    def client(n):
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            status, answer = predict(base, body)
+            times.append(time.perf_counter() - started)
+            assert status == 200 and answer["label"] == 7
+        return times
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        times = sorted(t for ts in pool.map(client, [10] * 6) for t in ts)
+    p50 = statistics.median(times)
+    p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+    print(f"\nload: 6 clients x 10 requests, 0 errors, p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms")
+    assert len(times) == 60
