@@ -290,17 +290,60 @@ def _check_registered(model) -> None:
         )
 
 
+def _shorten(value, limit: int = 200) -> str:
+    """``repr``-like text of a value cut to ``limit`` characters (a forged file may hold huge lists)."""
+    if isinstance(value, (list, tuple)) and len(value) > 20:
+        text = repr(list(value[:8]))[:-1] + f", ... ({len(value)} in all)]"
+    else:
+        text = json.dumps(value, sort_keys=True, default=repr) if isinstance(value, dict) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_declared_arrays(path, class_name: str, declared, arrays: dict[str, np.ndarray]) -> None:
+    """The arrays a config declares (names and shapes) must be those stored in the file."""
+    params, buffers = declared
+    wanted = {_PARAM_PREFIX + k: tuple(v) for k, v in params.items()}
+    wanted.update({_BUFFER_PREFIX + k: tuple(v) for k, v in buffers.items()})
+    stored = {k: v.shape for k, v in arrays.items() if k.startswith((_PARAM_PREFIX, _BUFFER_PREFIX))}
+    if wanted == stored:
+        return
+    declared_count = sum(math.prod(shape) for shape in wanted.values())
+    stored_count = sum(math.prod(shape) for shape in stored.values())
+    parts = []
+    for prefix, kind in ((_PARAM_PREFIX, "parameter"), (_BUFFER_PREFIX, "buffer")):
+        missing = sorted(k[len(prefix):] for k in wanted.keys() - stored.keys() if k.startswith(prefix))
+        extra = sorted(k[len(prefix):] for k in stored.keys() - wanted.keys() if k.startswith(prefix))
+        if missing:
+            parts.append(f"missing {kind}s {_shorten(missing, 120)}")
+        if extra:
+            parts.append(f"unexpected {kind}s {_shorten(extra, 120)}")
+    if not parts:
+        name = min(k for k in wanted if wanted[k] != stored[k])
+        parts.append(f"{name.split('/', 1)[0]} {name.split('/', 1)[1]!r} is declared {wanted[name]}, "
+                     f"stored {stored[name]}")
+    raise ModelFileError(
+        f"{path}: does not match {class_name}: " + "; ".join(parts)
+        + f" (its saved config declares {declared_count:,} values, the file stores {stored_count:,}: "
+        "a forged or damaged file; refusing to build it)"
+    )
+
+
 def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
     """Build the model from its class and config, then copy the arrays into it."""
-    from nnscratch.models.registry import MODELS, build_model
+    from nnscratch.models.registry import MODELS, build_model, expected_param_shapes
 
     class_name = record.get("class") if isinstance(record, dict) else None
     config = record.get("config") if isinstance(record, dict) else None
     if class_name not in MODELS:
         known = ", ".join(sorted(MODELS))
-        raise ModelFileError(f"{path}: unknown model class {class_name!r} (known: {known})")
+        raise ModelFileError(f"{path}: unknown model class {_shorten(class_name, 60)} (known: {known})")
     if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: corrupt file: model config is {config!r}, expected an object")
+        raise ModelFileError(f"{path}: corrupt file: model config is {_shorten(config)}, expected an object")
+    # Before building: the config must declare exactly the arrays stored. A forged config
+    # (the checksum does not stop forgery) could otherwise make us allocate gigabytes.
+    declared = expected_param_shapes(class_name, config)
+    if declared is not None:
+        _check_declared_arrays(path, class_name, declared, arrays)
     try:
         model = build_model(class_name, config)
     except Exception as exc:
@@ -319,9 +362,9 @@ def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"missing {kind}s {missing}")
+                parts.append(f"missing {kind}s {_shorten(missing)}")
             if extra:
-                parts.append(f"unexpected {kind}s {extra}")
+                parts.append(f"unexpected {kind}s {_shorten(extra)}")
             raise ModelFileError(f"{path}: does not match {class_name}: " + "; ".join(parts))
         for name, target in targets.items():
             value = stored[name]

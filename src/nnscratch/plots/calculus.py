@@ -57,6 +57,76 @@ def function_2(x):
 # ------------------------------------------------------------------ helpers
 
 
+# ------------------------------------------------------------------ bounds
+# Every size-like option is checked against a stated bound before anything is
+# allocated: `--num 1000000` would otherwise ask for a 7 TiB grid and
+# `--step-num 1000000000` would never end.
+
+#: Upper bounds of the size-like options (per axis for grids).
+LIMITS = {
+    "num_curve": 100_000,   # points of the tangent's curve
+    "num_grid": 1_000,      # grid points per axis of a surface
+    "arrows": 200,          # arrows per axis of a gradient field
+    "step_num": 100_000,    # gradient-descent steps
+    "levels": 200,          # contour lines
+    "lrs": 8,               # panels of learning-rates
+    "coordinate": 1e6,      # largest |value| of a range, a point or a starting point
+}
+
+
+def _bounded_int(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
+    return int(value)
+
+
+def _finite(name: str, value, *, positive: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    bound = LIMITS["coordinate"]
+    if not np.isfinite(number) or abs(number) > bound or (positive and not number > 0):
+        need = "a positive number" if positive else "a number"
+        raise ConfigError(f"{name} must be {need} of at most {bound:g} in size, got {value!r}")
+    return number
+
+
+def _range(name: str, value) -> tuple[float, float]:
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be two numbers LO,HI, got {value!r}") from None
+    low, high = _finite(name, low), _finite(name, high)
+    if not high - low > 1e-9 * max(1.0, abs(low), abs(high)):
+        raise ConfigError(f"{name} must go from a lower to a higher value, got {value!r}")
+    return low, high
+
+
+def _point(name: str, value) -> tuple[float, float]:
+    try:
+        x0, x1 = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be two numbers X0,X1, got {value!r}") from None
+    return _finite(name, x0), _finite(name, x1)
+
+
+def _cmap(value) -> str:
+    import matplotlib
+
+    if not isinstance(value, str) or value not in matplotlib.colormaps:
+        known = "viridis, jet, plasma, magma, Greys, coolwarm ..."
+        raise ConfigError(f"cmap must be a matplotlib colormap name ({known}), got {value!r}")
+    return value
+
+
+def _step_h(value) -> float:
+    h = _finite("h", value, positive=True)
+    if h > 1.0:
+        raise ConfigError(f"h must be a small positive step (at most 1), got {value!r}")
+    return h
+
+
 def _figure_and_axes(ax, *, projection=None, figsize=(6.4, 4.8)):
     if ax is not None:
         if projection == "3d" and getattr(ax, "name", None) != "3d":
@@ -130,6 +200,8 @@ def plot_tangent(f=function_1, x=5.0, *, x_range=(0.0, 20.0), num=200, h=DEFAULT
     -------
     matplotlib.figure.Figure
     """
+    x, x_range, h = _finite("x", x), _range("x_range", x_range), _step_h(h)
+    num = _bounded_int("num", num, 2, LIMITS["num_curve"])
     fig, ax = _figure_and_axes(ax)
     t = np.linspace(float(x_range[0]), float(x_range[1]), int(num))
     with np.errstate(all="ignore"):
@@ -166,6 +238,8 @@ def plot_surface(f=function_2, *, x0_range=(-3.0, 3.0), x1_range=(-3.0, 3.0), nu
     -------
     matplotlib.figure.Figure
     """
+    x0_range, x1_range = _range("x0_range", x0_range), _range("x1_range", x1_range)
+    num, cmap = _bounded_int("num", num, 2, LIMITS["num_grid"]), _cmap(cmap)
     fig, ax = _figure_and_axes(ax, projection="3d")
     X0, X1 = _grid(x0_range, x1_range, num)
     Z = _values_on_grid(f, X0, X1)
@@ -215,9 +289,13 @@ def plot_gradient_field(
         ``fig.axes[0]`` holds the :class:`~matplotlib.quiver.Quiver`; its
         ``U, V`` are the unit downhill directions and its array the magnitudes.
     """
-    step = float(step)
-    if not step > 0:
-        raise ConfigError(f"plot_gradient_field: step must be positive, got {step!r}")
+    step = _finite("step", step, positive=True)
+    x0_range, x1_range = _range("x0_range", x0_range), _range("x1_range", x1_range)
+    h, cmap = _step_h(h), _cmap(cmap)
+    arrows = max(x0_range[1] - x0_range[0], x1_range[1] - x1_range[0]) / step
+    if arrows > LIMITS["arrows"]:
+        raise ConfigError(f"step {step:g} gives {arrows:,.0f} arrows per axis for these ranges; "
+                          f"at most {LIMITS['arrows']}: use a larger --step")
     fig, ax = _figure_and_axes(ax)
     x0 = np.arange(float(x0_range[0]), float(x0_range[1]), step)
     x1 = np.arange(float(x1_range[0]), float(x1_range[1]), step)
@@ -250,6 +328,14 @@ def _draw_contours(ax, f, x0_range, x1_range, levels, num=120):
     finite = Z[np.isfinite(Z)]
     if finite.size and np.ptp(finite) > 0:
         ax.contour(X0, X1, Z, levels=int(levels), cmap="Greys", linewidths=0.8)
+
+
+def _equal_aspect(ax, x0_range, x1_range) -> None:
+    """Contours of x0**2 + x1**2 are circles, not ellipses: one unit is as long on both
+    axes, unless the ranges differ so much that the plot would become a sliver."""
+    ratio = (x1_range[1] - x1_range[0]) / (x0_range[1] - x0_range[0])
+    if 0.2 <= ratio <= 5:
+        ax.set_aspect("equal", adjustable="box")
 
 
 def _draw_path(ax, path, color="C0"):
@@ -310,6 +396,10 @@ def plot_descent_path(
     DivergenceWarning
         Passed on from :func:`nnscratch.gradient_descent`.
     """
+    init_x, lr, h = _point("init_x", init_x), _finite("lr", lr, positive=True), _step_h(h)
+    x0_range, x1_range = _range("x0_range", x0_range), _range("x1_range", x1_range)
+    step_num = _bounded_int("step_num", step_num, 1, LIMITS["step_num"])
+    levels = _bounded_int("levels", levels, 1, LIMITS["levels"])
     fig, ax = _figure_and_axes(ax)
     _draw_contours(ax, f, x0_range, x1_range, levels)
     path, note = _descend(f, init_x, lr, step_num, h)
@@ -318,6 +408,7 @@ def plot_descent_path(
     ax.axvline(0, color="0.6", linestyle="--", linewidth=0.8)
     ax.set_xlim(*map(float, x0_range))
     ax.set_ylim(*map(float, x1_range))
+    _equal_aspect(ax, x0_range, x1_range)
     ax.set_xlabel("x0")
     ax.set_ylabel("x1")
     title = f"gradient descent, lr={lr:g}, {step_num} steps"
@@ -360,9 +451,15 @@ def plot_learning_rates(
     matplotlib.figure.Figure
         One Axes per learning rate, in order.
     """
-    lrs = tuple(float(lr) for lr in np.atleast_1d(lrs))
+    lrs = tuple(_finite("lrs", lr, positive=True) for lr in np.atleast_1d(np.asarray(lrs, dtype=object)))
     if not lrs:
         raise ConfigError("plot_learning_rates: give at least one learning rate")
+    if len(lrs) > LIMITS["lrs"]:
+        raise ConfigError(f"lrs: at most {LIMITS['lrs']} learning rates (one panel each), got {len(lrs)}")
+    init_x, h = _point("init_x", init_x), _step_h(h)
+    x0_range, x1_range = _range("x0_range", x0_range), _range("x1_range", x1_range)
+    step_num = _bounded_int("step_num", step_num, 1, LIMITS["step_num"])
+    levels = _bounded_int("levels", levels, 1, LIMITS["levels"])
     fig = Figure(figsize=(4.2 * len(lrs), 4.6), layout="constrained")
     axes = fig.subplots(1, len(lrs), squeeze=False)[0]
     for ax, lr in zip(axes, lrs):
@@ -371,6 +468,7 @@ def plot_learning_rates(
         _draw_path(ax, path)
         ax.set_xlim(*map(float, x0_range))
         ax.set_ylim(*map(float, x1_range))
+        _equal_aspect(ax, x0_range, x1_range)
         ax.set_xlabel("x0")
         ax.set_ylabel("x1")
         final = ", ".join(f"{v:.3g}" for v in path[-1])
