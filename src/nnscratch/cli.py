@@ -29,7 +29,6 @@ EXIT_TERMINATED = 143    # SIGTERM
 # What `train` takes from the command line: RunSettings' fields (nnscratch.runs).
 _SETTING_FLAGS = ("model", "hidden", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "dropout",
                   "batchnorm", "augment", "seed", "dataset", "limit")
-DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
 MODEL_NAME = "model.npz"
 
 
@@ -73,11 +72,9 @@ def _check_takes_digit_images(model, source: str) -> None:
 
 
 def _predict_scores(model, x, batch_size: int = 500):
-    import numpy as np
+    from nnscratch.runs import predict_scores
 
-    x = x.reshape((-1, *model.input_shape))
-    return np.concatenate([model.predict(x[i:i + batch_size], train_flg=False)
-                           for i in range(0, len(x), batch_size)])
+    return predict_scores(model, x, batch_size)
 
 
 def _load_model_arg(model_path):
@@ -334,17 +331,23 @@ def cmd_predict(args) -> int:
 # ============================================================================ show
 
 
+SHOW_MAX_TEXT = 1000   # images printed by one `show`
+SHOW_MAX_PNG = 400     # images in one --png grid (40 rows of 10)
+
+
 def cmd_show(args) -> int:
     import numpy as np
 
+    # Bounded before anything is loaded: a grid of 500,000 digits would need gigabytes.
+    most = SHOW_MAX_PNG if args.png else SHOW_MAX_TEXT
+    if args.index is None and not 1 <= args.count <= most:
+        raise ConfigError(f"--count must be from 1 to {most}{' with --png' if args.png else ''}, got {args.count}")
     x, t = _load_data(args.dataset, flatten=False, split=args.split)
     if args.index is not None:
         if not 0 <= args.index < len(x):
             raise ConfigError(f"--index must lie in 0..{len(x) - 1} for the {args.split} set, got {args.index}")
         indices = np.array([args.index])
     else:
-        if args.count < 1:
-            raise ConfigError(f"--count must be at least 1, got {args.count}")
         indices = np.arange(min(args.count, len(x)))
     images = x[indices].reshape(-1, 28, 28)
     labels = np.asarray(t)[indices]
@@ -412,7 +415,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nnscratch.runs import DEFAULT_LR, MODEL_KINDS, OPTIMIZER_NAMES
+    from nnscratch.runs import DATASET_NAMES, DEFAULT_LR, MODEL_KINDS, OPTIMIZER_NAMES
 
     parser = argparse.ArgumentParser(
         prog="nnscratch",
@@ -523,10 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--split", choices=("train", "test"), default="train", help="which part")
     which = show.add_mutually_exclusive_group()
     which.add_argument("--index", type=int, default=None, metavar="I", help="show image number I")
-    which.add_argument("--count", type=int, default=1, metavar="N", help="show the first N images")
-    show.add_argument("--style", choices=("numbers", "shaded", "halfblocks"), default="shaded",
-                      help="numbers: pixel values 0-255 (as the book prints them); shaded: shade "
-                           "characters; halfblocks: compact, two pixel rows per line")
+    which.add_argument("--count", type=int, default=1, metavar="N",
+                       help="show the first N images (at most 1000; 400 with --png)")
+    show.add_argument("--style", choices=("numbers", "shades", "halfblocks", "shaded"), default="shades",
+                      help="numbers: pixel values 0-255 (as the book prints them); shades: shade "
+                           "characters (also accepted as 'shaded'); halfblocks: compact, two pixel rows per line")
     show.add_argument("--png", metavar="FILE", default=None, help="save a grid of the images instead")
     show.set_defaults(func=cmd_show)
 

@@ -818,7 +818,8 @@ def _train_in(run, settings, checkpoint, model, optimizer, data, image_shape, ca
     return result
 
 
-def _predict_scores(model, x, batch_size: int = 500):
+def predict_scores(model, x, batch_size: int = 500):
+    """The model's scores for many inputs, a batch at a time (memory stays bounded)."""
     x = x.reshape((-1, *model.input_shape))
     return np.concatenate([model.predict(x[i:i + batch_size], train_flg=False)
                            for i in range(0, len(x), batch_size)])
@@ -829,7 +830,7 @@ def _finish_run(run: RunDir, result: RunResult, settings: RunSettings, x_test, t
     from nnscratch import io as nnio
 
     model, history, out = result.model, result.history, run.path
-    predicted = _predict_scores(model, x_test).argmax(axis=1)
+    predicted = predict_scores(model, x_test).argmax(axis=1)
     labels = np.asarray(t_test)
     test_acc = float(np.mean(predicted == labels))
     last = history.epochs[-1] if history.epochs else {}
