@@ -287,3 +287,34 @@ def test_command_unreachable_scheduler_fails_quickly(tmp_path):
     assert done.stderr.startswith("error: cannot reach the Dask scheduler") and done.stderr.count("\n") == 1
     assert time.monotonic() - start < 30
     assert not (tmp_path / "s").exists()
+
+
+def test_command_ctrl_c_keeps_the_finished_trials_and_a_rerun_completes_the_sweep(client, tmp_path):
+    import signal
+
+    out = tmp_path / "sweep"
+    flags = ["--trials", "16", "--epochs", "80", "--limit", "60", "--hidden", "16", "--batch-size", "20",
+             "--no-progress", "--no-plots", "--out", str(out), "--scheduler", client.scheduler.address]
+    process = subprocess.Popen([sys.executable, "-m", "nnscratch", "sweep", *flags], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "trials.csv").exists() and len((out / "trials.csv").read_bytes().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "Traceback" not in stderr
+    kept = read_trials(out / "trials.csv")
+    assert 2 <= len(kept) < 16
+
+    again = _nnscratch(*flags)
+    assert again.returncode == 0, again.stderr
+    assert f"{16 - len(kept)} trials to train ({len(kept)} on record)" in again.stdout
+    trials = [int(r["trial"]) for r in _csv_rows(out / "trials.csv")]
+    assert sorted(trials) == list(range(16))

@@ -626,14 +626,16 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
             progress = sys.stderr.isatty()
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
-                   unit="trial", disable=not progress, dynamic_ncols=True)
         cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
             if client is None else None
-        trial_log = None
+        trial_log = bar = None
         try:
             if cluster is not None:
                 client = cluster.__enter__()
+            log(f"{len(todo)} trials to train ({settings.trials - len(todo)} on record) on "
+                + _describe_cluster(client, local=cluster is not None and scheduler is None))
+            bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
+                       unit="trial", disable=not progress, dynamic_ncols=True)
             # The folder is made once the cluster answers: a mistyped --scheduler leaves nothing behind.
             _make_folder(out)
             if settings_changed:
@@ -651,7 +653,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
         finally:
             if trial_log is not None:
                 trial_log.close()
-            bar.close()
+            if bar is not None:
+                bar.close()
             if cluster is not None:
                 cluster.__exit__(None, None, None)
 
@@ -665,6 +668,13 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     result = SweepResult(out=out, settings=settings, rows=sweep_rows, best=best, trained=trained, files=files)
     _summarize(result, log)
     return result
+
+
+def _describe_cluster(client, *, local: bool) -> str:
+    workers = len(client.scheduler_info().get("workers", {}))
+    if local:
+        return f"a local Dask cluster of {workers} worker processes"
+    return f"the Dask scheduler at {client.scheduler.address} ({workers} workers)"
 
 
 def _make_folder(out: Path) -> None:

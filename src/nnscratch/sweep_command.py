@@ -7,10 +7,12 @@ NumPy or Dask. The work is :func:`nnscratch.sweep.run_sweep`.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nnscratch.errors import ConfigError
 
 DEFAULT_OUT = "runs/sweep"
+EXIT_INTERRUPTED = 130
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -78,8 +80,13 @@ def cmd_sweep(args) -> int:
                              batch_size=args.batch_size, seed=args.seed)
     if args.connect_timeout <= 0:
         raise ConfigError(f"--connect-timeout must be a positive number of seconds, got {args.connect_timeout:g}")
-    run_sweep(settings, args.out, scheduler=args.scheduler, workers=args.workers,
-              connect_timeout=args.connect_timeout, plots=not args.no_plots,
-              progress=False if args.no_progress else None,
-              log=lambda line: print(line, flush=True))
+    try:
+        run_sweep(settings, args.out, scheduler=args.scheduler, workers=args.workers,
+                  connect_timeout=args.connect_timeout, plots=not args.no_plots,
+                  progress=False if args.no_progress else None,
+                  log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: the finished trials are in {args.out}/trials.csv; "
+              "rerun the same command to continue.", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     return 0
