@@ -157,7 +157,11 @@ def format_digit_halfblocks(image, *, threshold: int = 128) -> str:
 
 
 def render_digit(image, style: str = "shades", *, label=None) -> str:
-    """The image as text in one of ``STYLES``, with an optional ``label: ...`` line below."""
+    """The image as text in one of ``STYLES``, with an optional ``label: ...`` line below.
+
+    ``"shaded"`` is accepted for ``"shades"`` (the command line's older name).
+    """
+    style = {"shaded": "shades"}.get(style, style)
     if style == "numbers":
         text = format_digit_numbers(image)
     elif style == "shades":
