@@ -432,3 +432,80 @@ def test_load_several_concurrent_clients_no_errors(server):
     p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
     print(f"\nload: 6 clients x 10 requests, 0 errors, p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms")
     assert len(times) == 60
+
+
+# ----------------------------------------------------------------------------- the Train view's API
+
+
+def _events(base, timeout=120):
+    """Read GET /api/train/events to its end: [(event type, data)]."""
+    events = []
+    with urllib.request.urlopen(base + "/api/train/events", timeout=timeout) as response:
+        kind = None
+        for raw in response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[len("data: "):])))
+    return events
+
+
+def test_a_run_started_from_the_page_streams_and_joins_the_picker(tmp_path):
+    runs = tmp_path / "runs"
+    with running_server(runs_dir=runs, digits_dir=tmp_path / "digits") as (base, app):
+        assert call(base, "/api/train")[1]["state"] == "idle"
+        settings = {"model": "mlp", "hidden": [20], "epochs": 2, "limit": 1000}
+        status, started = call(base, "/api/train", json.dumps(settings).encode(), "application/json")
+        assert status == 202 and started["state"] == "running"
+        events = _events(base)
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "begin" and kinds[-1] == "end" and "done" in kinds
+        epochs = [e for k, e in events if k == "epoch"]
+        assert [e["epoch"] for e in epochs] == [1, 2]
+        assert all(0 <= e["test_acc"] <= 1 and e["train_loss"] > 0 for e in epochs)
+        assert epochs[-1]["filters"]["shape"] == [784, 20]
+        assert any(k == "batch" and e["loss"] > 0 for k, e in events)
+        final = events[-1][1]
+        assert final["state"] == "done" and final["interrupted"] is False
+        model_id = final["model_id"]
+        assert (runs / final["run"] / "model.npz").is_file()
+        assert model_id in [m["id"] for m in call(base, "/api/models")[1]["models"]]
+        status, reading = predict(base, _png(ONE), query=f"?model={model_id}")
+        assert status == 200 and reading["model"] == model_id and len(reading["probabilities"]) == 10
+
+
+def test_one_run_at_a_time_and_stop(tmp_path):
+    with running_server(runs_dir=tmp_path / "runs", digits_dir=tmp_path / "digits") as (base, app):
+        settings = json.dumps({"model": "mlp", "epochs": 20, "limit": 20000}).encode()
+        assert call(base, "/api/train", settings, "application/json")[0] == 202
+        status, body = call(base, "/api/train", settings, "application/json")
+        assert status == 409 and "already running" in body["detail"]
+        time.sleep(0.5)
+        assert call(base, "/api/train/stop", b"", method="POST")[0] == 200
+        final = _events(base)[-1][1]
+        assert final["state"] == "done" and final["interrupted"] is True
+        assert call(base, "/api/train", json.dumps({"epochs": 1, "limit": 500}).encode(),
+                    "application/json")[0] == 202        # free again
+        app.state.job.wait(120)
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"model": "deep-cnn"}, "model must be one of"),
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": 1000}, "epochs"),
+    ({"limit": 5}, "limit"),
+    ({"hidden": [0]}, "hidden"),
+    ({"hidden": "big"}, "hidden"),
+    ({"path": "/etc"}, "unknown run settings"),
+    ({"optimizer": "magic"}, "optimizer"),
+    ({"lr": "fast"}, "lr"),
+    ({"lr": -1}, "lr"),
+    ([1], "object"),
+])
+def test_bad_run_settings_are_422(tmp_path, settings, words):
+    with running_server(runs_dir=tmp_path / "runs", digits_dir=tmp_path / "digits") as (base, app):
+        status, body = call(base, "/api/train", json.dumps(settings).encode(), "application/json")
+    assert status == 422, body
+    assert words in body["detail"]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -24,7 +24,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from nnscratch.errors import ImageInputError, ModelFileError, NnscratchError
+from nnscratch.errors import ConfigError, ImageInputError, ModelFileError, NnscratchError, ShapeError
 from nnscratch.extras import require
 
 from . import answer as answers
@@ -126,7 +126,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
 
     @app.exception_handler(NnscratchError)
     async def _nnscratch_error(request, exc):
-        status = 422 if isinstance(exc, (ImageInputError, ModelFileError)) else 400
+        status = 422 if isinstance(exc, (ImageInputError, ModelFileError, ConfigError, ShapeError)) else 400
         return error(status, str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -117,6 +117,15 @@ class ModelCatalog:
                 entry.update(self._info.get(entry["id"], {}))
         return listing
 
+    def id_of(self, path) -> str | None:
+        """The id listed for a model file, or None."""
+        wanted = Path(path).resolve()
+        with self._lock:
+            for model_id, known in self._paths.items():
+                if known is not None and Path(known).resolve() == wanted:
+                    return model_id
+        return None
+
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._paths)

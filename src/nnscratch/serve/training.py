@@ -190,8 +190,8 @@ class TrainingJob:
     def _work(self, runs, settings, out: Path) -> None:
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
-            result = runs.train_run(settings, out, callbacks=(_Progress(self),), plots=False,
-                                    progress=False, log=lambda *a, **k: None)
+            result = runs.train_run(settings, out, callbacks=(_Progress(self),), plots=False, log=None,
+                                    latest=False, handle_signals=False)
         except Exception as exc:  # the page shows it; the server goes on
             message = str(exc) or type(exc).__name__
             self._emit({"type": "failed", "message": message})
@@ -202,12 +202,10 @@ class TrainingJob:
                    "interrupted": bool(getattr(result, "interrupted", False)),
                    "test_accuracy": getattr(result, "test_accuracy", None)}
         if self.catalog is not None:
-            listing = self.catalog.refresh()
-            model_file = (Path(getattr(result, "out", out)) / "model.npz").resolve()
-            for entry in listing:
-                path = self.catalog._paths.get(entry["id"])
-                if path is not None and Path(path).resolve() == model_file:
-                    summary["model_id"] = entry["id"]
+            self.catalog.refresh()
+            model_id = self.catalog.id_of(Path(getattr(result, "out", out)) / "model.npz")
+            if model_id is not None:
+                summary["model_id"] = model_id
         self._emit({"type": "done", **{k: v for k, v in summary.items() if k != "state"}})
         with self._lock:
             self._state.update(summary)
