@@ -5,19 +5,26 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnscratch-installed
+TEST_STAMP := $(VENV)/.nnscratch-test-installed
 TRAIN_ARGS ?=
 
 .PHONY: train test serve chromium bench clean
 
+# train and serve need the package with its front ends ('.[all]'); test adds the test tools.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
 	@touch $(STAMP)
+
+$(TEST_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP) $(TEST_STAMP)
 
 train: $(STAMP)
 	$(BIN)/nnscratch train $(TRAIN_ARGS)
 
-test: $(STAMP) chromium
+test: $(TEST_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 -q
 
 # The drawing page: http://127.0.0.1:8000 (SERVE_ARGS="--port 8080 --runs runs").
