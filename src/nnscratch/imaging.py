@@ -141,8 +141,9 @@ def _open_image(source):
         raise
     except UnidentifiedImageError as exc:
         raise ImageInputError(f"{name}: not a readable image (PNG, JPEG, ...)") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"{name}: image is too large ({_short(exc)})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, above ours: one line of ours
+        raise ImageInputError(f"{name}: the picture is too large (its header declares more than "
+                              f"{MAX_PIXELS // 10**6} megapixels)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageInputError(f"{name}: cannot read image: {_short(exc)}") from exc
     return image

@@ -55,6 +55,11 @@ class MultiLayerNet(LayerModel):
                  weight_init_std="he", weight_decay_lambda=0.0, use_dropout=False,
                  dropout_ratio=0.5, use_batchnorm=False, *, seed=None, dtype="float32"):
         super().__init__()
+        if isinstance(hidden_size_list, (str, bytes, dict)) or not hasattr(hidden_size_list, "__iter__"):
+            hint = (f" (one hidden layer: [{hidden_size_list}])"
+                    if isinstance(hidden_size_list, (int, np.integer)) and not isinstance(hidden_size_list, bool) else "")
+            raise ConfigError(f"hidden_size_list must be a list of layer sizes, e.g. [100, 100], "
+                              f"got {hidden_size_list!r}{hint}")
         sizes = [input_size, *list(hidden_size_list), output_size]
         for i, size in enumerate(sizes):
             if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
