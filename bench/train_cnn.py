@@ -67,6 +67,7 @@ def main(argv=None):
 
     from nnscratch.augment import Augmenter
     from nnscratch.datasets import load_mnist
+    from nnscratch.files import atomic_write
     from nnscratch.io import load_checkpoint, save_checkpoint, save_model
     from nnscratch.models.conv import DeepConvNet, SimpleConvNet
     from nnscratch.optimizers import Adam
@@ -112,7 +113,7 @@ def main(argv=None):
                 return
             save_checkpoint(os.path.join(out, "checkpoint.npz"), trainer.state_dict(),
                             model=trainer.model, optimizer=trainer.optimizer, args=vars(args))
-            with open(os.path.join(out, "history.json"), "w") as fh:
+            with atomic_write(os.path.join(out, "history.json"), "w") as fh:
                 json.dump({"command": command, "epochs": trainer.history.epochs}, fh, indent=1)
 
     trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test,
