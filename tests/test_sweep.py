@@ -318,3 +318,15 @@ def test_command_ctrl_c_keeps_the_finished_trials_and_a_rerun_completes_the_swee
     assert f"{16 - len(kept)} trials to train ({len(kept)} on record)" in again.stdout
     trials = [int(r["trial"]) for r in _csv_rows(out / "trials.csv")]
     assert sorted(trials) == list(range(16))
+
+
+def test_command_without_dask_names_the_extra_to_install(tmp_path):
+    blocked = tmp_path / "site"
+    for name in ("distributed", "dask"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('No module named {name}')\n")
+    done = _nnscratch(*TINY_FLAGS, "--out", str(tmp_path / "s"), timeout=60,
+                      env={"PYTHONPATH": f"{blocked}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: nnscratch sweep needs the distributed package")
+    assert "pip install 'nnscratch[sweep]'" in done.stderr and done.stderr.count("\n") == 1

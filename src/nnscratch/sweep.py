@@ -632,7 +632,7 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
         try:
             if cluster is not None:
                 client = cluster.__enter__()
-            log(f"{len(todo)} trials to train ({settings.trials - len(todo)} on record) on "
+            log(f"{_count(len(todo), 'trial')} to train ({settings.trials - len(todo)} on record) on "
                 + _describe_cluster(client, local=cluster is not None and scheduler is None))
             bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
                        unit="trial", disable=not progress, dynamic_ncols=True)
@@ -673,8 +673,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
 def _describe_cluster(client, *, local: bool) -> str:
     workers = len(client.scheduler_info().get("workers", {}))
     if local:
-        return f"a local Dask cluster of {workers} worker processes"
-    return f"the Dask scheduler at {client.scheduler.address} ({workers} workers)"
+        return f"a local Dask cluster of {workers} worker process{'' if workers == 1 else 'es'}"
+    return f"the Dask scheduler at {client.scheduler.address} ({workers} worker{'' if workers == 1 else 's'})"
 
 
 def _make_folder(out: Path) -> None:
@@ -790,10 +790,14 @@ def _draw(out: Path, rows: list[dict], log) -> dict:
     return files
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summarize(result: SweepResult, log) -> None:
     rows, best = result.rows, result.best
     done_before = len(rows) - len(result.trained)
-    log(f"{len(rows)} trials in {result.out}: {len(result.trained)} trained now"
+    log(f"{_count(len(rows), 'trial')} in {result.out}: {len(result.trained)} trained now"
         + (f", {done_before} on record" if done_before else ""))
     for rank, row in enumerate(sorted(rows, key=_rank_key)[:5], start=1):
         log(f"Best-{rank} (val acc: {row['val_acc']:.4f}) | lr: {row['lr']:.4g}, "
