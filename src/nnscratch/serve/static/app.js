@@ -148,7 +148,7 @@
       const p = probabilities ? probabilities[k] || 0 : 0;
       rows[k].querySelector(".fill").style.width = (100 * p).toFixed(1) + "%";
       rows[k].querySelector(".pct").textContent = probabilities ? (100 * p).toFixed(1) + "%" : "";
-      rows[k].classList.toggle("top", probabilities !== null && k === label);
+      rows[k].classList.toggle("best", probabilities !== null && k === label);
     }
   }
 

@@ -1,0 +1,222 @@
+"""The drawing page in a real headless chromium (Debian's), driven by Playwright.
+
+Strokes are drawn with the mouse and with touch events on a phone-sized
+viewport; the page must read them live, clear, compare two models, save a
+digit, train a small run, and never log a console error or ask another host
+for anything. The desktop test saves docs/serve.png, the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("fastapi")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+from serve_helpers import running_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+
+# Strokes in fractions of the canvas.
+SEVEN = [[(0.22, 0.22), (0.78, 0.22), (0.42, 0.85)]]
+ONE = [[(0.5, 0.15), (0.5, 0.85)]]
+ZERO = [[(0.5 + 0.22 * math.cos(2 * math.pi * k / 24), 0.5 + 0.32 * math.sin(2 * math.pi * k / 24))
+         for k in range(25)]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from nnscratch import io as nnio
+
+    from nnscratch.datasets import load_mnist
+    from nnscratch.runs import RunSettings, fit
+
+    # A second model worth comparing with: an MLP trained for a second on 10,000 digits (about 91%).
+    (x, t), _ = load_mnist(normalize=True, flatten=True, limit=10_000)
+    mlp = fit(RunSettings(model="mlp", hidden=[100], epochs=2).resolved(), (x, t, None, None),
+              eval_samples=1000).model
+    runs = tmp_path_factory.mktemp("runs")
+    (runs / "mlp-small").mkdir()
+    nnio.save_model(mlp, runs / "mlp-small" / "model.npz")
+    digits = tmp_path_factory.mktemp("digits")
+    with running_server(runs_dir=runs, digits_dir=digits) as (base, app):
+        yield base, digits
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        yield browser
+        browser.close()
+
+
+class Watch:
+    """Console errors, page errors and requests to any host but the test server."""
+
+    def __init__(self, page, base):
+        self.problems = []
+        host = urlsplit(base).netloc
+        page.on("console", lambda m: m.type in ("error", "warning") and self.problems.append(f"console {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+        def guard(route):
+            url = route.request.url
+            if url.startswith("data:") or urlsplit(url).netloc == host:
+                route.continue_()
+            else:
+                self.problems.append(f"request to another host: {url}")
+                route.abort()
+
+        page.route("**/*", guard)
+
+    def check(self):
+        assert self.problems == []
+
+
+def open_page(browser, base, **context):
+    ctx = browser.new_context(**context)
+    page = ctx.new_page()
+    watch = Watch(page, base)
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    return ctx, page, watch
+
+
+def canvas_box(page):
+    return page.locator("[data-testid=canvas]").bounding_box()
+
+
+def draw_with_mouse(page, strokes, *, release=True):
+    box = canvas_box(page)
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+        if release:
+            page.mouse.up()
+
+
+def prediction(page):
+    return page.locator("[data-testid=prediction]")
+
+
+def test_draw_read_live_clear_and_screenshot(server, browser):
+    base, _ = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 1280, "height": 1180})
+    assert prediction(page).inner_text() == "?"
+    assert "draw a digit" in page.locator("#verdict").inner_text()
+
+    # Live: the reading appears while the button is still held.
+    draw_with_mouse(page, SEVEN, release=False)
+    playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
+    page.mouse.up()
+    playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
+    assert "100%" in page.locator("#bars .bar.best .pct").inner_text() or "%" in page.locator("#verdict").inner_text()
+    assert page.locator("#bars .bar").count() == 10
+    # The preparation and the inside of the network are shown.
+    for stage in ("stage-crop", "stage-fitted", "stage-field"):
+        assert page.locator(f"[data-testid={stage}]").get_attribute("src").startswith("data:image/png")
+    playwright_api.expect(page.locator("#activations figure")).to_have_count(8)
+    assert "16 filters 3×3" in page.locator("#filters").inner_text()
+
+    # Compare with a second model, reading the same drawing.
+    page.select_option("#compare", "run-mlp-small")
+    playwright_api.expect(page.locator("[data-testid=prediction-2]")).to_have_text(
+        re.compile(r"^\d$"), timeout=15_000)
+    page.wait_for_timeout(300)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "docs" / "serve.png"))
+
+    page.locator("[data-testid=clear]").click()
+    playwright_api.expect(prediction(page)).to_have_text("?")
+    assert page.locator("#verdict").inner_text() == "draw a digit"
+    assert page.locator("#bars .bar.best").count() == 0
+    # An empty canvas asks no question of the server and shows no guess.
+    page.wait_for_timeout(500)
+    assert prediction(page).inner_text() == "?"
+
+    draw_with_mouse(page, ONE)
+    playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
+    page.locator("[data-testid=clear]").click()
+    draw_with_mouse(page, ZERO)
+    playwright_api.expect(prediction(page)).to_have_text("0", timeout=15_000)
+    watch.check()
+    ctx.close()
+
+
+def _touch(cdp, kind, points):
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in points]})
+
+
+def test_touch_on_a_phone(server, browser):
+    base, _ = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                 is_mobile=True, has_touch=True)
+    box = canvas_box(page)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390        # the pad fits the screen
+    assert box["width"] >= 250
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390   # nothing sticks out sideways
+    cdp = ctx.new_cdp_session(page)
+    kinds = page.evaluate("""() => { window.__kinds = [];
+        document.querySelector('[data-testid=canvas]').addEventListener('pointerdown',
+            e => window.__kinds.push(e.pointerType)); return true; }""")
+    assert kinds
+    (x0, y0), *rest = ONE[0]
+    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
+    _touch(cdp, "touchStart", [at(x0, y0)])
+    for i in range(1, 13):
+        _touch(cdp, "touchMove", [at(x0, y0 + (rest[0][1] - y0) * i / 12)])
+    _touch(cdp, "touchEnd", [])
+    playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
+    assert page.evaluate("window.__kinds") == ["touch"]
+    assert page.evaluate("window.scrollY") == 0                     # drawing did not scroll the page
+    page.wait_for_timeout(400)     # a finger lifts and moves: a tap at once would be a double tap
+    page.locator("[data-testid=clear]").tap()
+    playwright_api.expect(prediction(page)).to_have_text("?")
+    watch.check()
+    ctx.close()
+
+
+def test_it_was_a_button_saves_the_drawing(server, browser):
+    from nnscratch.datasets.idx import read_idx
+
+    base, digits = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 1000, "height": 800})
+    draw_with_mouse(page, SEVEN)
+    playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
+    page.locator("[data-testid=truth-7]").click()
+    playwright_api.expect(page.locator("#saved")).to_contain_text("saved as a 7", timeout=15_000)
+    assert read_idx(digits / "t10k-labels-idx1-ubyte").tolist()[-1] == 7
+    assert prediction(page).inner_text() == "?"                     # cleared for the next one
+    watch.check()
+    ctx.close()
+
+
+def test_train_view_runs_and_adds_the_model_to_the_picker(server, browser):
+    base, _ = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 1100, "height": 900})
+    page.locator("#tab-train").click()
+    page.fill("input[name=hidden]", "16")
+    page.fill("input[name=epochs]", "1")
+    page.fill("input[name=limit]", "1000")
+    page.locator("#train-start").click()
+    playwright_api.expect(page.locator("#train-state")).to_contain_text("finished", timeout=90_000)
+    assert page.locator("#epochs tbody tr").count() == 1
+    assert page.locator("#train-filters").get_attribute("src").startswith("data:image/png")
+    options = page.locator("#model option").all_inner_texts()
+    assert any(text.startswith("page-mlp-") for text in options)
+    watch.check()
+    ctx.close()
