@@ -295,3 +295,13 @@ def test_import_nnscratch_loads_no_sklearn_and_a_missing_one_is_a_one_line_error
     assert out.stdout.strip().endswith("pip install 'nnscratch[sklearn]' (or 'nnscratch[all]')"), out
     assert "NeuralNetClassifier needs the sklearn package" in out.stdout
     assert len(out.stdout.strip().splitlines()) == 1
+
+
+def test_log_proba_stays_finite_where_proba_underflows():
+    X, y = make_blobs(n_samples=60, n_features=2, centers=[[-1, -1], [1, 1]], cluster_std=0.1, random_state=0)
+    clf = quiet(max_iter=30).fit(X, y)
+    far = np.array([[-2000.0, -2000.0], [2000.0, 2000.0]])
+    proba, log_proba = clf.predict_proba(far), clf.predict_log_proba(far)
+    assert (proba == 0).any()  # exp of a score thousands below the best underflows to 0.0
+    assert np.isfinite(log_proba).all()
+    np.testing.assert_allclose(np.exp(log_proba), proba, atol=1e-12)

@@ -45,7 +45,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E40
 
 from nnscratch import errors  # noqa: E402
 from nnscratch.errors import ConfigError  # noqa: E402
-from nnscratch.functions import softmax  # noqa: E402
+from nnscratch.functions import log_softmax, softmax  # noqa: E402
 from nnscratch.runs import RunSettings, build_model, build_optimizer, fit  # noqa: E402
 
 __all__ = ["NeuralNetClassifier", "ConvergenceWarning"]
@@ -384,8 +384,12 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         model = build_model(replace(settings, seed=self._seed), input_shape=input_shape,
                             n_classes=max(n_classes, 1))
         if model.config.get("activation", activation) != activation:
-            # runs builds ReLU networks; the same constructor arguments with another activation.
-            model = type(model)(**dict(model.config, activation=activation))
+            # runs builds ReLU networks with He's initial weights; the same constructor arguments
+            # with another activation, and Xavier's scale (std sqrt(1 / fan_in)) that suits it.
+            config = dict(model.config, activation=activation)
+            init = config.get("weight_init_std")
+            config["weight_init_std"] = "xavier" if isinstance(init, str) else init / math.sqrt(2.0)
+            model = type(model)(**config)
         return model
 
     # ------------------------------------------------------------ training
@@ -409,6 +413,17 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return X
 
     # ---------------------------------------------------------- prediction
+    def _scores(self, X, transform) -> np.ndarray:
+        """``transform`` (softmax or log-softmax) of the network's float64 scores, in chunks."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        x = self._as_model_input(X)
+        out = np.empty((X.shape[0], self.model_.output_size), dtype=np.float64)
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            scores = self.model_.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
+            out[start:start + _PREDICT_CHUNK] = transform(scores.astype(np.float64))
+        return out
+
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
 
@@ -420,19 +435,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes), float64
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        x = self._as_model_input(X)
-        proba = np.empty((X.shape[0], self.model_.output_size), dtype=np.float64)
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            scores = self.model_.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
-            proba[start:start + _PREDICT_CHUNK] = softmax(scores.astype(np.float64))
-        return proba
+        return self._scores(X, softmax)
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, computed as a log-softmax (finite, no ``log(0)``)."""
+        return self._scores(X, log_softmax)
 
     def predict(self, X):
         """The most probable class of every sample.
