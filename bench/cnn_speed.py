@@ -160,13 +160,18 @@ def main():
     with threadpool_limits(limits=blas, user_api="blas"):
         for model_name in args.models:
             sides = {"nnscratch": nnscratch_step(model_name), "torch": torch_step(model_name)}
+            chunk_threads = {"nnscratch": args.threads}
             if args.book:
                 sides["nnscratch (book)"] = nnscratch_step(model_name, book=True)
+            if args.threads > 1:  # is the thread pool worth it? the same net on one thread, alternated
+                sides["nnscratch 1 thr"] = nnscratch_step(model_name)
+                chunk_threads["nnscratch 1 thr"] = 1
             for step in sides.values():  # warm-up: allocations, lazy imports
                 time_block(step, 3)
             times = {name: [] for name in sides}
             for _ in range(args.rounds):
                 for name, step in sides.items():
+                    conv.set_num_threads(chunk_threads.get(name, args.threads))
                     times[name].append(time_block(step, args.iters))
             for name in sides:
                 ratios = [a / b for a, b in zip(times[name], times["torch"])]

