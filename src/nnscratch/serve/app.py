@@ -62,6 +62,33 @@ _PICTURE_BODY = {
         ]}},
     },
 }
+_FIELD_SCHEMA = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+_READING = {
+    "type": "object",
+    "required": ["model", "label", "probabilities", "confidence", "uncertain", "reasons", "blank", "input", "stages"],
+    "properties": {
+        "model": {"type": "string", "description": "the model id that read it"},
+        "label": {"type": ["integer", "null"], "minimum": 0, "description": "null when there is nothing to read"},
+        "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "uncertain": {"type": "boolean", "description": "low confidence, or a picture unlike a handwritten digit"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "blank": {"type": "boolean"},
+        "note": {"type": ["string", "null"]},
+        "input": {**_FIELD_SCHEMA, "description": "the 28x28 field the model saw (white digit on black)"},
+        "stages": {"type": "object", "description": "PNG data URLs: crop, fitted (20x20), field (28x28)",
+                   "properties": {k: {"type": ["string", "null"]} for k in ("crop", "fitted", "field")}},
+        "activations": {"type": "array", "items": {"type": "object", "required": ["layer", "kind", "shape", "image"],
+                                                    "properties": {"layer": {"type": "string"},
+                                                                   "kind": {"enum": ["maps", "units"]},
+                                                                   "shape": {"type": "array", "items": {"type": "integer"}},
+                                                                   "image": {"type": "string"},
+                                                                   "values": {"type": "array", "items": {"type": "number"}}}}},
+        "saliency": {"oneOf": [_FIELD_SCHEMA, {"type": "null"}],
+                     "description": "d score(label) / d pixel, by the model's own backward pass"},
+        "filters": {"type": ["object", "null"]},
+    },
+}
 _ERROR = {"description": "what is wrong with the request",
           "content": {"application/json": {"schema": {
               "type": "object", "required": ["detail"], "properties": {"detail": {}}}}}}
@@ -206,7 +233,8 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
 
     # ------------------------------------------------------------ predict
     @app.post("/api/predict", summary="Read a drawn digit", openapi_extra={"requestBody": _PICTURE_BODY},
-              responses=_ERRORS)
+              responses={**_ERRORS, 200: {"description": "the reading",
+                                          "content": {"application/json": {"schema": _READING}}}})
     async def predict(request: Request,
                       model: str = Query(None, max_length=MAX_MODEL_ID, description="model id (GET /api/models)"),
                       details: bool = Query(False, description="also the layers' activations, the saliency "
@@ -281,7 +309,16 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         """Ask the run to stop at the end of its current batch (it keeps its checkpoint and model)."""
         return job.stop()
 
-    @app.get("/api/train/events", summary="Training progress as server-sent events", responses=_ERRORS)
+    @app.get("/api/train/events", summary="Training progress as server-sent events",
+             response_class=StreamingResponse,
+             responses={**_ERRORS, 200: {"description": "the run's events, then `end`",
+                                         "content": {"text/event-stream": {"schema": {
+                                             "type": "object", "required": ["event", "data"],
+                                             "properties": {"event": {"enum": ["begin", "batch", "epoch", "done",
+                                                                                "failed", "end"]},
+                                                            "data": {"type": "string",
+                                                                     "contentMediaType": "application/json"},
+                                                            "id": {"type": "string"}}}}}}})
     async def train_events(after: int = Query(0, ge=0, le=10**9, description="skip events up to this number")):
         """``text/event-stream``: one ``data: {...}`` JSON event per batch report and epoch,
         then ``end``. Closes when the run is over."""
