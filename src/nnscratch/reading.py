@@ -47,6 +47,15 @@ _MAX_PATCH_SHARE = 0.25
 _MAX_GREY_SHARE = 0.88
 # MNIST digits are at least 8 pixels tall in the field (the shortest are flat 2s and 4s).
 _MIN_HEIGHT = 6
+# Noise or a texture: visible ink over nearly all of a bounding box this large (MNIST's
+# fullest boxes of 150 pixels or more are at most 88% inked).
+_FILL_MIN_BOX = 150
+_MAX_FILL = 0.9
+# A straight stroke (thickness under _STRAIGHT of its length, as the square root of the
+# ratio of its second moments) leaning more than _FLAT_ANGLE degrees from upright: MNIST's
+# ones lean at most about 45 degrees.
+_STRAIGHT = 0.15
+_FLAT_ANGLE = 50.0
 # A frame: ink along all four sides of a bounding box at least this wide and tall.
 _FRAME_SIDE = 8
 _FRAME_COVER = 0.9
@@ -85,6 +94,20 @@ def _square_erosion(mask: np.ndarray, size: int) -> np.ndarray:
     return sliding_window_view(padded, (size, size)).all(axis=(-1, -2))
 
 
+def _lies_flat(f: np.ndarray) -> bool:
+    """One straight stroke tilted further than _FLAT_ANGLE from upright: a ruled line, not a "1"."""
+    ys, xs = np.nonzero(f > _SOLID)
+    if ys.size < 3:
+        return False
+    weights = f[ys, xs]
+    cov = np.cov(np.stack([ys, xs]).astype(np.float64), aweights=weights)
+    values, vectors = np.linalg.eigh(cov)  # ascending; the last is the stroke's direction
+    if values[1] <= 0 or np.sqrt(max(values[0], 0.0) / values[1]) >= _STRAIGHT:
+        return False
+    down, across = np.abs(vectors[:, 1])
+    return np.degrees(np.arctan2(across, down)) > _FLAT_ANGLE
+
+
 def stroke_problems(field: np.ndarray) -> list[str]:
     """Why the prepared picture does not look like a handwritten digit (empty list: it does).
 
@@ -114,7 +137,10 @@ def stroke_problems(field: np.ndarray) -> list[str]:
     rows = np.flatnonzero(solid.any(axis=1))
     cols = np.flatnonzero(solid.any(axis=0))
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    if height < _MIN_HEIGHT:
+    box = f[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if not patch and box.size >= _FILL_MIN_BOX and (box > 0.15).mean() > _MAX_FILL:
+        problems.append("ink fills its whole box (noise or a texture)")
+    if height < _MIN_HEIGHT or _lies_flat(f):
         problems.append("a flat line")
     elif min(height, width) >= _FRAME_SIDE and not patch:  # a frame is hollow
         box = solid[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
