@@ -21,8 +21,14 @@ from nnscratch.sklearn import ConvergenceWarning, NeuralNetClassifier
 # scikit-learn's whole suite for a classifier, with no expected failures. (The
 # pandas checks skip themselves when pandas is not installed.) Its generator of
 # checks becomes a list, as pytest wants parametrize values.
-_checks = parametrize_with_checks(
-    [NeuralNetClassifier(hidden_layer_sizes=(32,), max_iter=100, random_state=0)]).mark
+_checks = parametrize_with_checks([
+    NeuralNetClassifier(),  # the defaults
+    NeuralNetClassifier(hidden_layer_sizes=(16, 16), activation="tanh", solver="momentum",
+                        dropout=0.1, batchnorm=True, early_stopping=True, learning_rate_init=0.01, max_iter=100,
+                        random_state=0),
+    NeuralNetClassifier(model="two-layer", activation="logistic", alpha=0.0, hidden_layer_sizes=(16,),
+                        learning_rate_init=0.01, max_iter=100, random_state=0),
+]).mark
 _checks = pytest.mark.parametrize(_checks.args[0], list(_checks.args[1]), **_checks.kwargs)
 
 
@@ -220,8 +226,10 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits):
     # It stopped because the last n_iter_no_change + 1 epochs did not beat the best before them by tol.
     best_before = max(scores[:-4])
     assert all(s < best_before + clf.tol for s in scores[-4:])
-    with pytest.raises(ValueError, match="too few for a validation set"):
-        quiet(early_stopping=True, validation_fraction=0.1).fit(X[:10], y[:10])
+    # At least 2 samples are held out, whatever the fraction: 10 samples are enough, 2 are not.
+    assert quiet(early_stopping=True, validation_fraction=0.01).fit(X[:10], y[:10]).n_iter_ >= 1
+    with pytest.raises(ValueError, match="early_stopping needs at least 3 samples"):
+        quiet(early_stopping=True).fit(X[:2], y[:2])
 
 
 def test_cnn_models_take_rows_as_images(digits):
@@ -305,3 +313,18 @@ def test_log_proba_stays_finite_where_proba_underflows():
     assert (proba == 0).any()  # exp of a score thousands below the best underflows to 0.0
     assert np.isfinite(log_proba).all()
     np.testing.assert_allclose(np.exp(log_proba), proba, atol=1e-12)
+
+
+def test_divergence_is_one_error_in_the_estimators_terms_and_leaves_it_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    from nnscratch.errors import TrainingDivergedError
+
+    X, y = make_blobs(n_samples=200, n_features=20, centers=3, center_box=(-100, 100), random_state=0)
+    clf = NeuralNetClassifier(solver="sgd", learning_rate_init=1.0, max_iter=5, random_state=0)
+    with pytest.raises(TrainingDivergedError, match=r"solver='sgd', learning_rate_init=1: give a smaller "
+                                                    r"learning_rate_init \(e.g. 0.1\)") as info:
+        clf.fit(X, y)
+    assert "--lr" not in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)

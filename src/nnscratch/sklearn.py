@@ -44,7 +44,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
 from nnscratch import errors  # noqa: E402
-from nnscratch.errors import ConfigError  # noqa: E402
+from nnscratch.errors import ConfigError, TrainingDivergedError  # noqa: E402
 from nnscratch.functions import log_softmax, softmax  # noqa: E402
 from nnscratch.runs import RunSettings, build_model, build_optimizer, fit  # noqa: E402
 
@@ -95,10 +95,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int or 'auto', default 'auto'
         Mini-batch size; 'auto' is ``min(200, n_samples)``. Larger values are
         clipped to the number of samples.
-    learning_rate_init : float, optional
-        Learning rate. None (default) takes the solver's usual rate (adam and
-        rmsprop 0.001 like MLPClassifier's default, sgd 0.1, momentum, nesterov
-        and adagrad 0.01).
+    learning_rate_init : float or None, default 0.001
+        Learning rate, MLPClassifier's default for every solver. None takes
+        nnscratch's usual rate for the solver (``nnscratch train``'s: sgd 0.1,
+        momentum, nesterov and adagrad 0.01, adam and rmsprop 0.001). nnscratch's
+        'sgd' is plain SGD (no momentum): it wants a larger rate than 0.001.
     max_iter : int, default 200
         Maximum number of epochs of ``fit``.
     shuffle : bool, default True
@@ -154,7 +155,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate_init=None, max_iter=200, shuffle=True,
+                 batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  model="mlp", dropout=None, batchnorm=False, image_shape=None):
@@ -189,6 +190,10 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = False
         tags.non_deterministic = False        # the same random_state gives the same network
         return tags
+
+    def __sklearn_is_fitted__(self):
+        """Fitted once a network is trained (a fit that diverged from scratch leaves none)."""
+        return hasattr(self, "model_")
 
     # ------------------------------------------------------------- fitting
     def fit(self, X, y):
@@ -270,8 +275,13 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             x_val = t_val = None
         else:
             x, x_val, labels, t_val = self._validation_split(x, labels)
-        self._train(settings, x, labels, x_val, t_val, epochs=1 if incremental else self.max_iter,
-                    incremental=incremental)
+        try:
+            self._train(settings, x, labels, x_val, t_val, epochs=1 if incremental else self.max_iter,
+                        incremental=incremental)
+        except TrainingDivergedError:
+            if start_over:  # no half-trained network left behind as if it were fitted
+                del self.model_
+            raise
         return self
 
     def _check_y_in(self, y, classes, what):
@@ -291,17 +301,18 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         self._rng = np.random.default_rng(seed)
 
     def _validation_split(self, x, labels):
-        n_val = math.ceil(self.validation_fraction * len(x))
+        """Hold out ``validation_fraction`` (at least 2 samples), stratified when every class can be."""
+        n = len(x)
+        n_val = max(2, math.ceil(self.validation_fraction * n))
+        if n - n_val < 1:
+            raise ValueError(f"early_stopping needs at least 3 samples (2 to validate on, 1 to train on), "
+                             f"got {n} sample{'s' if n != 1 else ''}")
         n_classes = len(self.classes_)
-        if n_val < 2 or len(x) - n_val < 1:
-            raise ValueError(f"early_stopping holds out validation_fraction={self.validation_fraction} "
-                             f"of {len(x)} samples, too few for a validation set: increase "
-                             "validation_fraction or give more samples")
         counts = np.bincount(labels, minlength=n_classes)
-        stratify = labels if counts[counts > 0].min() >= 2 and n_val >= n_classes else None
+        can_stratify = counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= np.count_nonzero(counts)
         seed = int(self._rng.integers(np.iinfo(np.int32).max))
         x_train, x_val, t_train, t_val = train_test_split(
-            x, labels, test_size=n_val, random_state=seed, stratify=stratify)
+            x, labels, test_size=n_val, random_state=seed, stratify=labels if can_stratify else None)
         return x_train, x_val, t_train, t_val
 
     # ------------------------------------------------------------ settings
@@ -397,8 +408,15 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         monitor = _EpochMonitor(self, incremental, shuffle=self.shuffle)
         settings = replace(settings, epochs=epochs, seed=int(self._rng.integers(np.iinfo(np.int32).max)))
         # eval_samples=1: the per-epoch training accuracy is not reported, so measure it on one sample.
-        fit(settings, (x, labels, x_val, t_val), callbacks=[monitor], model=self.model_,
-            optimizer=self._optimizer, n_classes=self.model_.output_size, eval_samples=1)
+        try:
+            fit(settings, (x, labels, x_val, t_val), callbacks=[monitor], model=self.model_,
+                optimizer=self._optimizer, n_classes=self.model_.output_size, eval_samples=1)
+        except TrainingDivergedError as exc:
+            # The Trainer's message speaks of the command line's --lr; say it in this API's names.
+            what = str(exc).split(" with learning rate")[0]
+            raise TrainingDivergedError(
+                f"{what} with solver={self.solver!r}, learning_rate_init={settings.lr:g}: give a smaller "
+                f"learning_rate_init (e.g. {settings.lr / 10:g}) or scale X (e.g. StandardScaler)") from None
         if monitor.best_state is not None:
             _restore(self.model_, monitor.best_state)
         if not incremental and not monitor.stopped:
@@ -414,14 +432,20 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------- prediction
     def _scores(self, X, transform) -> np.ndarray:
-        """``transform`` (softmax or log-softmax) of the network's float64 scores, in chunks."""
+        """``transform`` (softmax or log-softmax) of the network's scores, in chunks.
+
+        Inference runs on a float64 copy of the trained float32 network: float32
+        matrix products round differently with the number of rows, so a sample's
+        probabilities would depend (in the 7th digit) on the samples predicted with it.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         x = self._as_model_input(X)
-        out = np.empty((X.shape[0], self.model_.output_size), dtype=np.float64)
+        net = self.model_.astype(np.float64)
+        out = np.empty((X.shape[0], net.output_size), dtype=np.float64)
         for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            scores = self.model_.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
-            out[start:start + _PREDICT_CHUNK] = transform(scores.astype(np.float64))
+            scores = net.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
+            out[start:start + _PREDICT_CHUNK] = transform(scores)
         return out
 
     def predict_proba(self, X):
