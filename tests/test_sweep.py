@@ -92,7 +92,8 @@ def test_the_books_split_500_images_100_of_them_validate():
     (dict(trials=0), "--trials"), (dict(epochs=0), "--epochs"),
     (dict(lr_range=(1e-2, 1e-6)), "--lr-range"), (dict(weight_decay_range=(0, 1e-4)), "--weight-decay-range"),
     (dict(validation=1.0), "--validation"), (dict(limit=3, validation=0.1), "--validation"),
-    (dict(hidden=()), "--hidden"), (dict(seed=-1), "--seed"),
+    (dict(hidden=()), "--hidden"), (dict(hidden=(100_000, 100_000)), "--hidden"), (dict(seed=-1), "--seed"),
+    (dict(epochs=10**9), "--epochs"), (dict(batch_size=0), "--batch-size"),
 ])
 def test_bad_settings_are_config_errors_naming_the_option(change, flag):
     with pytest.raises(ConfigError, match=flag):

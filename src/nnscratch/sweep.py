@@ -81,6 +81,10 @@ _DATA_STREAM = 0
 _TRIAL_STREAM = 1
 
 N_CLASSES = 10  # MNIST's digits, whether or not a small --limit holds all ten
+MAX_TRIALS = 100_000
+# Every worker holds a trial's network, its gradients and the trained copy it returns:
+# 50 million float32 parameters are about 600 MB, far beyond the book's 130,010.
+MAX_PARAMETERS = 50_000_000
 
 # One BLAS thread per worker process: the matrices are small, and the workers share the cores.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -134,10 +138,14 @@ class SweepSettings:
 
     def checked(self) -> "SweepSettings":
         """These settings with plain Python types, or ConfigError naming the option."""
-        def integer(name, minimum):
+        from nnscratch.runs import MAX_BATCH, MAX_EPOCHS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_UNITS
+
+        def integer(name, minimum, maximum=None):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+                    or (maximum is not None and value > maximum):
+                bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer {bounds}, got {value!r}")
             return int(value)
 
         def log_range(name):
@@ -158,16 +166,23 @@ class SweepSettings:
             hidden = tuple(int(h) for h in self.hidden)
         except (TypeError, ValueError):
             raise ConfigError(f"--hidden must be layer sizes, got {self.hidden!r}") from None
-        if not hidden or min(hidden) < 1:
-            raise ConfigError(f"--hidden sizes must be positive integers, got {list(hidden)}")
+        if not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS or not all(1 <= h <= MAX_HIDDEN_UNITS for h in hidden):
+            raise ConfigError(f"--hidden must be 1 to {MAX_HIDDEN_LAYERS} sizes from 1 to "
+                              f"{MAX_HIDDEN_UNITS:,}, got {list(hidden)}")
+        sizes = [28 * 28, *hidden, N_CLASSES]
+        parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        if parameters > MAX_PARAMETERS:
+            raise ConfigError(f"--hidden {' '.join(map(str, hidden))} makes a network of {parameters:,} "
+                              f"parameters; a sweep's networks are limited to {MAX_PARAMETERS:,}")
         validation = self.validation
         if isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 < validation < 1:
             raise ConfigError(f"--validation must be a fraction between 0 and 1, got {validation!r}")
         checked = SweepSettings(
-            trials=integer("trials", 1), epochs=integer("epochs", 1), limit=integer("limit", 2),
+            trials=integer("trials", 1, MAX_TRIALS), epochs=integer("epochs", 1, MAX_EPOCHS),
+            limit=integer("limit", 2),
             validation=float(validation), lr_range=log_range("lr_range"),
             weight_decay_range=log_range("weight_decay_range"), hidden=hidden,
-            batch_size=integer("batch_size", 1), seed=integer("seed", 0))
+            batch_size=integer("batch_size", 1, MAX_BATCH), seed=integer("seed", 0, 2**63 - 1))
         validation_count(checked.limit, checked.validation)
         return checked
 
@@ -570,8 +585,11 @@ def _crash_once_request() -> tuple[int, str] | None:
 
 def _failure(index: int, exc: BaseException) -> SweepError:
     if type(exc).__name__ == "KilledWorker":
-        return SweepError(f"trial {index} was running on every worker that died ({exc}); "
-                          "the sweep stops (the finished trials are kept)")
+        return SweepError(f"trial {index}: every worker that ran it died (out of memory? killed?), "
+                          "so Dask gave up; the sweep stops (the finished trials are kept in trials.csv)")
+    if isinstance(exc, ImportError):
+        return SweepError(f"trial {index} failed on a Dask worker: {exc}; every worker needs nnscratch "
+                          "installed: pip install 'nnscratch[sweep]'")
     return SweepError(f"trial {index} failed: {type(exc).__name__}: {exc} "
                       "(the finished trials are kept; rerun to continue)")
 
