@@ -131,7 +131,7 @@ def answer(loaded, stages: Stages, *, details: bool = False) -> dict:
         result["confidence"] = round(float(result.get("confidence", probabilities.max())), 6)
         result["blank"] = result.get("label") is None
         result.setdefault("note", stages.note)
-    result["input"] = [[round(float(v), 4) for v in row] for row in field]
+    result["input"] = np.round(np.asarray(field, dtype=np.float64), 4).tolist()
     result["stages"] = {"crop": _picture(stages.crop), "fitted": _picture(stages.fitted),
                         "field": _picture(field)}
     if details:
@@ -146,10 +146,19 @@ def answer(loaded, stages: Stages, *, details: bool = False) -> dict:
                 result["activations"] = inference.activations(model, field)
                 label = result["label"] if result.get("label") is not None else int(np.argmax(probabilities))
                 grad = inference.saliency(model, field, label)
-            result["saliency"] = None if grad is None else [[round(float(v), 5) for v in row] for row in grad]
+            result["saliency"] = None if grad is None else _significant(grad, 4).tolist()
             if grad is not None:
                 result["saliency_image"] = _picture(_saliency_picture(grad))
     return result
+
+
+def _significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits of their largest magnitude (short JSON)."""
+    top = float(np.abs(values).max())
+    if top == 0 or not np.isfinite(top):
+        return np.asarray(values, dtype=np.float64)
+    decimals = digits - 1 - int(np.floor(np.log10(top)))
+    return np.round(np.asarray(values, dtype=np.float64), decimals)
 
 
 def _saliency_picture(grad: np.ndarray) -> np.ndarray:
