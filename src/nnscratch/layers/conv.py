@@ -285,9 +285,9 @@ def get_num_threads() -> int:
 def _for_chunks(work, n: int, chunk: int) -> int:
     """Call ``work(start, stop, worker)`` for the image chunks ``[start, stop)`` of ``range(n)``.
 
-    With several threads each worker (0, 1, ...) takes a run of consecutive
-    chunks; NumPy releases the GIL in copies and matrix products, so they
-    overlap. Returns the number of workers used.
+    With several threads, worker ``k`` (0, 1, ...) takes every chunk
+    ``k, k + workers, ...``; NumPy releases the GIL in copies and matrix
+    products, so they overlap. Returns the number of workers used.
     """
     starts = list(range(0, n, chunk))
     workers = min(get_num_threads(), len(starts))
@@ -363,7 +363,7 @@ class Convolution(Layer):
         self.compute_input_grad = True
         # Reusable scratch arrays, one per worker thread, for a chunk's unrolled
         # input (forward, dW) or unrolled output gradient (dx).
-        self._scratch = []
+        self._scratch = {}
         self._x_padded = None  # (N, Hp, Wp, C): what backward needs
         self._col_t = None     # one input channel: the transposed unrolled input, kept from forward
         self._x_shape = None
@@ -440,9 +440,7 @@ class Convolution(Layer):
 
     def _scratch_for(self, worker: int, size: int, like: np.ndarray) -> np.ndarray:
         """A flat scratch array of ``size`` elements of ``like``'s dtype for one worker thread."""
-        while len(self._scratch) <= worker:
-            self._scratch.append(None)
-        buf = self._scratch[worker]
+        buf = self._scratch.get(worker)
         if buf is None or buf.size < size or buf.dtype != like.dtype:
             buf = self._scratch[worker] = np.empty(size, dtype=like.dtype, like=like)
         return buf[:size]
