@@ -509,3 +509,80 @@ def test_bad_run_settings_are_422(tmp_path, settings, words):
     assert status == 422, body
     assert words in body["detail"]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ----------------------------------------------------------------------------- models that cannot be used
+
+
+def test_a_broken_or_foreign_model_file_is_a_422_naming_it(tmp_path):
+    from nnscratch import io as nnio
+    from nnscratch.models import MultiLayerNet
+
+    runs = tmp_path / "runs"
+    (runs / "broken").mkdir(parents=True)
+    (runs / "broken" / "model.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (runs / "tiny-input").mkdir()
+    nnio.save_model(MultiLayerNet(100, [10], 10, seed=0), runs / "tiny-input" / "model.npz")
+    with running_server(runs_dir=runs, digits_dir=tmp_path / "digits") as (base, app):
+        ids = {m["name"]: m["id"] for m in call(base, "/api/models")[1]["models"]}
+        status, body = predict(base, _png(ONE), query=f"?model={ids['broken']}")
+        assert status == 422 and "model.npz" in body["detail"]
+        status, body = predict(base, _png(ONE), query=f"?model={ids['tiny-input']}")
+        assert status == 422 and "28x28" in body["detail"]
+        assert predict(base, _png(ONE))[0] == 200                     # the others still work
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_nnscratch_serve_serves_the_page(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "nnscratch.cli", "serve", "--port", str(port),
+                                "--runs", str(tmp_path / "runs"), "--digits", str(tmp_path / "digits")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert response.status == 200 and b'data-testid="canvas"' in response.read()
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "nnscratch serve did not answer"
+                time.sleep(0.2)
+        status, body = predict(f"http://127.0.0.1:{port}", _png(SEVEN))
+        assert status == 200 and body["label"] == 7
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    assert f"http://localhost:{port}/" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "missing.npz"], "missing.npz"),
+    (["--port", "70000"], "--port"),
+])
+def test_nnscratch_serve_refuses_bad_options_in_one_line(tmp_path, args, words):
+    result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "serve", *args], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_nnscratch_serve_on_a_port_in_use_is_one_error_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "error: " in result.stderr and str(port) in result.stderr and "Traceback" not in result.stderr

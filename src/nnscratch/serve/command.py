@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 __all__ = ["add_parser", "cmd_serve"]
 
@@ -42,10 +43,18 @@ def cmd_serve(args) -> int:
     from .app import create_app
 
     app = create_app(models=args.models, runs_dir=args.runs, digits_dir=args.digits)
-    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
-    print(f"nnscratch: the drawing page is on http://{shown}:{args.port}/  (Ctrl-C to stop)", flush=True)
+    # The socket is bound here, so that a port in use is one error line, not uvicorn's log and exit 3.
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((args.host, args.port))
+    except (OSError, OverflowError) as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    port = listener.getsockname()[1]
+    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
+    print(f"nnscratch: the drawing page is on http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listener])
     return 0

@@ -27,7 +27,7 @@ ALLOWED_KEYS = {"model", "hidden", "epochs", "limit", "optimizer", "lr", "batch_
                 "weight_decay", "dropout", "batchnorm", "augment"}
 # Events kept for late subscribers (a batch report every _BATCH_EVERY batches).
 MAX_EVENTS = 5000
-_BATCH_EVERY = 10
+_BATCH_EVERY = 5
 # Filters are sent at most this often while an epoch runs (seconds).
 _FILTERS_EVERY_S = 1.0
 
