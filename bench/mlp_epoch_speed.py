@@ -182,14 +182,20 @@ def main(argv=None):
                   flush=True)
         accuracy = {run.name: run.accuracy(x_test, t_test) for run in runs}
 
+    from threadpoolctl import threadpool_info
+
+    kernel = ", ".join(sorted({i.get("architecture", "?") for i in threadpool_info() if i["user_api"] == "blas"}))
     med = {name: statistics.median(v) for name, v in times.items()}
     print(f"\n784-{HIDDEN}-10 ReLU MLP, SGD lr {LR}, batch {BATCH}, 60,000 samples, float32; "
-          f"{args.threads} thread(s); median of {args.epochs} epochs after one warm-up")
+          f"{args.threads} thread(s) (OpenBLAS kernel {kernel}); median of {args.epochs} epochs after one warm-up")
     print(f"{'':<14} {'s/epoch':>8} {'vs nnscratch':>13} {'test acc after':>15}")
     for name, seconds in med.items():
         acc = f"{accuracy[name]:.4f}" if name in accuracy else ""
         print(f"{name:<14} {seconds:>8.3f} {seconds / med['nnscratch']:>12.2f}x {acc:>15}")
-    print(f"\nnnscratch is {med['pytorch'] / med['nnscratch']:.2f}x PyTorch's speed and "
+    ratios = [a / b for a, b in zip(times["nnscratch"], times["pytorch"])]
+    print(f"\nnnscratch takes {statistics.median(ratios):.2f}x PyTorch's time per epoch (median of the "
+          f"paired epochs, {min(ratios):.2f}-{max(ratios):.2f})")
+    print(f"nnscratch is {med['pytorch'] / med['nnscratch']:.2f}x PyTorch's speed and "
           f"{med['scikit-learn'] / med['nnscratch']:.2f}x scikit-learn's; the matmuls alone take "
           f"{med['matmul only'] / med['nnscratch']:.0%} of its epoch")
 

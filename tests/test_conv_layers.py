@@ -593,3 +593,40 @@ def test_set_num_threads_checks_its_argument():
         with pytest.raises(ConfigError, match="number of threads must be an integer"):
             set_num_threads(bad)
     assert get_num_threads() >= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), geometry=any_geometry(max_kernel=4, pad_below_kernel=True),
+       ties=st.booleans(), seed=st.integers(0, 99))
+def test_fast_max_pooling_agrees_with_the_book_forward_and_backward(n, c, geometry, ties, seed):
+    h, w, ph, pw, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    if ties:  # few distinct values: both must send each window's gradient to its first maximum
+        x = np.round(x)
+    oh, ow = (h + 2 * pad - ph) // stride + 1, (w + 2 * pad - pw) // stride + 1
+    dout = rng.standard_normal((n, c, oh, ow))
+    results = []
+    for fast in (False, True):
+        layer = Pooling(ph, pw, stride=stride, pad=pad)
+        layer.fast = fast
+        results.append((np.array(layer.forward(x)), layer.backward(dout.copy())))
+    (out_book, dx_book), (out_fast, dx_fast) = results
+    np.testing.assert_array_equal(out_fast, out_book)
+    np.testing.assert_array_equal(dx_fast, dx_book)
+    assert out_fast.shape == (n, c, oh, ow) and dx_fast.shape == x.shape
+
+
+@pytest.mark.parametrize("size,window", [(8, 2), (7, 2), (9, 3), (6, 3)])
+def test_tiled_max_pooling_agrees_with_the_book(size, window):
+    rng = np.random.default_rng(size)
+    x = np.round(rng.standard_normal((2, 3, size, size)))  # ties in most windows
+    results = []
+    for fast in (False, True):
+        layer = Pooling(window, window, stride=window)
+        layer.fast = fast
+        out = np.array(layer.forward(x))
+        results.append((out, layer.backward(np.arange(out.size, dtype=float).reshape(out.shape))))
+    assert layer._tiled
+    for book, fast in zip(*results):
+        np.testing.assert_array_equal(fast, book)

@@ -610,7 +610,15 @@ class Pooling(_Pool2d):
     The gradient of a window goes to its first maximum (row-major order), as
     the book's ``argmax`` does. Padding, if any, never wins (it is ``-inf``);
     ``pad`` must be smaller than the window, so that no window is all padding.
+
+    ``fast = False`` selects the book's algorithm (:meth:`forward_book`,
+    :meth:`backward_book`: im2col, the maximum of each row, col2im), the
+    reference a test compares the default path with. The default path keeps
+    only each window's argmax, channels-last; non-overlapping windows (the
+    usual 2x2 / stride 2) need no im2col at all.
     """
+
+    fast = True
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0):
         super().__init__(pool_h, pool_w, stride, pad)
@@ -622,10 +630,14 @@ class Pooling(_Pool2d):
         # that backward needs. Never a view of the input or of the returned
         # output, so a caller changing either in place cannot corrupt backward.
         self._argmax = None
+        self._book_cache = None
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, C, OH, OW)."""
         x, oh, ow = self._prepare(x)
+        self._book_cache = None
+        if not self.fast:
+            return self.forward_book(x)
         x_nhwc = _channels_last(x)
         n, _, _, c = x_nhwc.shape
         index_dtype = _window_index_dtype(self.pool_h * self.pool_w)
@@ -654,6 +666,8 @@ class Pooling(_Pool2d):
     def backward(self, dout) -> np.ndarray:
         """dout : (N, C, OH, OW) -> dx : (N, C, H, W)."""
         dout_nhwc = self._dout_channels_last(dout)                      # (N, OH, OW, C)
+        if self._book_cache is not None:
+            return self.backward_book(dout)
         if self._tiled:
             dx = self._empty_tiled_dx(dout)
             for k in range(self.pool_h * self.pool_w):
@@ -665,6 +679,42 @@ class Pooling(_Pool2d):
         np.put_along_axis(dcol, self._argmax[:, :, :, None, :].astype(np.intp),
                           dout_nhwc[:, :, :, None, :], axis=3)
         return self._dx_from_windows(dcol)
+
+    # -- the book's algorithm (section 7.4.4): the reference ----------------
+    def forward_book(self, x) -> np.ndarray:
+        """The book's forward: im2col, one row per window and channel, its max and argmax."""
+        N, C, H, W = x.shape
+        out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
+        out_w = conv_output_size(W, self.pool_w, self.stride, self.pad, axis="width")
+        # The book's im2col pads with zeros; -inf keeps padding from ever being the maximum.
+        p = self.pad
+        x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
+
+        col = im2col(x_pad, self.pool_h, self.pool_w, self.stride, 0)
+        col = col.reshape(-1, self.pool_h * self.pool_w)
+        arg_max = np.argmax(col, axis=1)
+        out = np.max(col, axis=1)
+        out = out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+
+        self._x_shape, self._out_shape = x.shape, out.shape
+        self._book_cache = (x_pad.shape, arg_max)
+        return out
+
+    def backward_book(self, dout) -> np.ndarray:
+        """The book's backward: each window's gradient to its argmax, then col2im."""
+        x_pad_shape, arg_max = self._book_cache
+        dout = dout.transpose(0, 2, 3, 1)
+
+        pool_size = self.pool_h * self.pool_w
+        dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype)
+        dmax[np.arange(arg_max.size), arg_max.flatten()] = dout.flatten()
+        dmax = dmax.reshape(dout.shape + (pool_size,))
+        dcol = dmax.reshape(dmax.shape[0] * dmax.shape[1] * dmax.shape[2], -1)
+        dx = col2im(dcol, x_pad_shape, self.pool_h, self.pool_w, self.stride, 0)
+
+        _, _, H, W = self._x_shape
+        p = self.pad
+        return dx[:, :, p:p + H, p:p + W]
 
 
 class AvgPooling(_Pool2d):
