@@ -328,3 +328,15 @@ def test_divergence_is_one_error_in_the_estimators_terms_and_leaves_it_unfitted(
     assert "--lr" not in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(NotFittedError):
         clf.predict(X)
+
+
+def test_a_refit_that_fails_leaves_the_estimator_unfitted(digits):
+    from sklearn.exceptions import NotFittedError
+
+    X, y, _, _ = digits
+    clf = quiet(max_iter=1).fit(X, y)
+    clf.set_params(model="simple-cnn", alpha=0.0, image_shape=(4, 4, 4))
+    with pytest.raises(ConfigError, match="does not fit"):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)

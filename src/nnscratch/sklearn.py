@@ -233,6 +233,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         if incremental and not fitted and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit "
                              "(every class of the problem, e.g. classes=np.unique(y_all))")
+        if start_over and fitted:
+            del self.model_  # a refit that fails leaves the estimator unfitted, not half-updated
         X, y = validate_data(self, X, y, reset=start_over, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         settings, activation = self._settings(X.shape[0])
@@ -243,10 +245,9 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             if incremental:
                 check_classification_targets(classes_)
             self._check_y_in(y, classes_, "classes")
-            image_shape = self._resolve_image_shape(X.shape[1])
+            self.image_shape_ = self._resolve_image_shape(X.shape[1])
             self._seed_all()
             self.classes_ = classes_
-            self.image_shape_ = image_shape
             self.model_ = self._build_model(settings, activation, X.shape[1], len(classes_))
             self._architecture = architecture
             self._optimizer = None
