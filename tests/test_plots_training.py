@@ -101,3 +101,25 @@ def test_loss_comparison_draws_one_smoothed_line_per_run(tmp_path):
     assert [line.get_label() for line in lines] == ["SGD", "Adam"]
     assert np.allclose(lines[1].get_ydata(), smooth_curve(np.linspace(2, 0.1, 50), 5))
     assert fig.axes[0].get_yscale() == "log"
+
+
+def test_accuracy_ticks_are_whole_epochs(tmp_path):
+    fig = plot_accuracy({"train_acc_list": [0.5, 0.7, 0.8], "test_acc_list": [0.4, 0.6, 0.7]})
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_accuracy_comparison_draws_train_and_test_of_every_run(tmp_path):
+    from nnscratch.plots.training import plot_accuracy_comparison
+
+    runs = {"plain": {"train_acc_list": [0.6, 1.0], "test_acc_list": [0.5, 0.7]},
+            "dropout": {"train_acc_list": [0.5, 0.9], "test_acc_list": [0.5, 0.75]}}
+    fig = plot_accuracy_comparison(runs, tmp_path / "overfitting.png")
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4 and png_size(tmp_path / "overfitting.png")[0] > 300
+    assert np.allclose(lines[3].get_ydata(), [0.5, 0.75]) and lines[3].get_linestyle() == "--"
+    labels = [line.get_label() for line in lines]
+    assert "plain: test (gap 0.30)" in labels and "dropout: test (gap 0.15)" in labels
+    with pytest.raises(ShapeError):
+        plot_accuracy_comparison({})

@@ -17,6 +17,7 @@ __all__ = [
     "plot_loss_curve",
     "plot_loss_comparison",
     "plot_accuracy",
+    "plot_accuracy_comparison",
     "confusion_matrix",
     "plot_confusion_matrix",
     "plot_optimizer_paths",
@@ -122,6 +123,27 @@ def plot_loss_comparison(losses_by_name: dict, path=None, *, window: int | None 
     return figure_saved_if_asked(fig, path)
 
 
+def _accuracies(history):
+    """(train, test or None) accuracies per epoch of a History or a dict."""
+    if isinstance(history, dict):
+        train, test = history.get("train_acc_list", []), history.get("test_acc_list", [])
+    else:
+        train, test = history.train_acc_list, history.test_acc_list
+    train = np.asarray(train, dtype=np.float64)
+    if train.ndim != 1 or train.size == 0:
+        raise ShapeError(f"train accuracies must be a non-empty 1-D sequence, got shape {train.shape}")
+    if test is not None and len(test) == train.size and all(v is not None for v in test):
+        return train, np.asarray(test, dtype=np.float64)
+    return train, None
+
+
+def _whole_epochs(ax) -> None:
+    """Epoch ticks at whole numbers only (a 3-epoch run must not show epoch 1.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
     """Train and test accuracy per epoch, the book's figure 4-12.
 
@@ -131,19 +153,15 @@ def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
         A :class:`~nnscratch.training.History` or a dict with ``train_acc_list``
         and optionally ``test_acc_list`` (one value per epoch).
     """
-    if isinstance(history, dict):
-        train, test = history.get("train_acc_list", []), history.get("test_acc_list", [])
-    else:
-        train, test = history.train_acc_list, history.test_acc_list
-    train = np.asarray(train, dtype=np.float64)
-    if train.ndim != 1 or train.size == 0:
-        raise ShapeError(f"train accuracies must be a non-empty 1-D sequence, got shape {train.shape}")
+    train, test = _accuracies(history)
     epochs = np.arange(1, train.size + 1)
     fig = _figure((6.4, 4.0))
     ax = fig.add_subplot()
-    ax.plot(epochs, train, marker="o", label="train acc")
-    if test is not None and len(test) and all(v is not None for v in test):
-        ax.plot(epochs, np.asarray(test, dtype=np.float64), marker="s", linestyle="--", label="test acc")
+    marker = train.size <= 40  # markers on a long run only blur the lines
+    ax.plot(epochs, train, marker="o" if marker else None, label="train acc")
+    if test is not None:
+        ax.plot(epochs, test, marker="s" if marker else None, linestyle="--", label="test acc")
+    _whole_epochs(ax)
     ax.set_xlabel("epochs")
     ax.set_ylabel("accuracy")
     if ylim is not None:
@@ -151,6 +169,40 @@ def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    return figure_saved_if_asked(fig, path)
+
+
+def plot_accuracy_comparison(histories: dict, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
+    """Train (solid) and test (dashed) accuracy of several runs, one colour per run.
+
+    The book's figures 6-20 and 6-21 side by side: the gap between a run's two
+    lines is how much it overfits.
+
+    Parameters
+    ----------
+    histories : dict of name -> History or dict
+        Each as :func:`plot_accuracy` takes it.
+    """
+    if not histories:
+        raise ShapeError("histories must name at least one run")
+    fig = _figure((7.2, 4.4))
+    ax = fig.add_subplot()
+    for k, (name, history) in enumerate(histories.items()):
+        train, test = _accuracies(history)
+        epochs = np.arange(1, train.size + 1)
+        colour = f"C{k}"
+        ax.plot(epochs, train, color=colour, label=f"{name}: train")
+        if test is not None:
+            ax.plot(epochs, test, color=colour, linestyle="--",
+                    label=f"{name}: test (gap {train[-1] - test[-1]:.2f})")
+    _whole_epochs(ax)
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("accuracy")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     return figure_saved_if_asked(fig, path)
 
 
