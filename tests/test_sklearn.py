@@ -261,6 +261,8 @@ def test_cnn_models_take_rows_as_images(digits):
     ({"validation_fraction": 1.0}, r"validation_fraction must lie in \(0, 1\)"),
     ({"max_iter": 0}, "max_iter must be an integer >= 1"),
     ({"dropout": 1.5}, "dropout must lie in"),
+    # Refused before anything is allocated: 10 billion weights would never fit.
+    ({"hidden_layer_sizes": (100_000, 100_000)}, "makes 10,000,[0-9,]+ parameters; NeuralNetClassifier trains at most"),
 ])
 def test_bad_parameters_are_one_line_errors_naming_the_parameter(params, message):
     X, y = make_blobs(n_samples=20, n_features=4, random_state=0)

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E40
 from nnscratch import errors  # noqa: E402
 from nnscratch.errors import ConfigError, TrainingDivergedError  # noqa: E402
 from nnscratch.functions import log_softmax, softmax  # noqa: E402
-from nnscratch.runs import RunSettings, build_model, build_optimizer, fit  # noqa: E402
+from nnscratch.runs import RunSettings, build_model, build_optimizer, fit, parameter_count  # noqa: E402
 
 __all__ = ["NeuralNetClassifier", "ConvergenceWarning"]
 
@@ -61,6 +61,9 @@ MODEL_ACTIVATIONS = {"mlp": ("relu", "sigmoid", "tanh"), "two-layer": ("relu", "
                      "simple-cnn": ("relu",), "deep-cnn": ("relu",)}
 # predict / predict_proba run the network on this many samples at a time.
 _PREDICT_CHUNK = 4096
+# Bigger fully connected networks are refused before any allocation: training holds the
+# weights, their gradients and Adam's two moments, 16 bytes a parameter (3.2 GB here).
+MAX_PARAMETERS = 200_000_000
 
 
 class ConvergenceWarning(errors.ConvergenceWarning, _SklearnConvergenceWarning):
@@ -392,6 +395,12 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     def _build_model(self, settings, activation: str, n_features: int, n_classes: int):
         """``nnscratch.runs.build_model``'s network, with the hidden activation asked for."""
         input_shape = self.image_shape_ if self.image_shape_ is not None else (n_features,)
+        if settings.model in ("mlp", "two-layer"):
+            count = parameter_count(settings, input_shape=input_shape, n_classes=max(n_classes, 1))
+            if count > MAX_PARAMETERS:
+                raise ConfigError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} with {n_features:,} features "
+                                  f"and {n_classes:,} classes makes {count:,} parameters; NeuralNetClassifier "
+                                  f"trains at most {MAX_PARAMETERS:,} (about 3.2 GB with Adam's state)")
         # One class still gets a network (of one output: predict returns that class).
         model = build_model(replace(settings, seed=self._seed), input_shape=input_shape,
                             n_classes=max(n_classes, 1))
