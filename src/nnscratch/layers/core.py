@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..functions import check_targets, rowwise_max, rowwise_sum, sigmoid
+from ..functions import check_targets, log_softmax, sigmoid
 
 __all__ = [
     "Layer",
@@ -194,10 +194,9 @@ class SoftmaxWithLoss(Layer):
     either one-hot (N, C) or integer labels (N,), and returns the scalar
     loss. A 1-D ``x`` of shape (C,) is one sample (with a one-hot ``t`` of
     shape (C,) or a single label), as in the book's chapter 4; ``backward``
-    then returns shape (C,). The loss comes from the log-softmax of the
-    scores (as :func:`nnscratch.functions.log_softmax`, sharing softmax's
-    one ``exp``), so it is exact and finite without the book's ``+1e-7``;
-    the gradient is exactly
+    then returns shape (C,). The loss comes from
+    :func:`nnscratch.functions.log_softmax`, so it is exact and finite
+    without the book's ``+1e-7``; the gradient is exactly
     ``(softmax(x) - t) / N`` (``(softmax(x) * sum(t) - t) / N`` for target
     rows that do not sum to 1).
     """
@@ -220,17 +219,13 @@ class SoftmaxWithLoss(Layer):
             raise ShapeError(f"SoftmaxWithLoss expects scores of shape (N, C) or (C,), got shape {x.shape}")
         t = check_targets(x, t)
         n = x.shape[0]
-        # softmax and log-softmax from one exp (this runs every training step):
-        # log y = shifted - log(sum(exp(shifted))), exact and finite for finite scores.
-        shifted = x - rowwise_max(x)  # (N, C), each row's largest is 0
-        self.y = np.exp(shifted)
-        row_sums = rowwise_sum(self.y)  # (N, 1), each >= 1
-        self.y /= row_sums
+        log_y = log_softmax(x)  # (N, C)
+        self.y = np.exp(log_y)
         if t.shape == x.shape:
             t = t.astype(x.dtype, copy=False)
-            self.loss = -np.sum(t * (shifted - np.log(row_sums))) / n
+            self.loss = -np.sum(t * log_y) / n
         else:
-            self.loss = (np.sum(np.log(row_sums)) - np.sum(shifted[np.arange(n), t])) / n
+            self.loss = -np.sum(log_y[np.arange(n), t]) / n
         self.t = t
         return self.loss
 
