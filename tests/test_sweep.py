@@ -103,6 +103,15 @@ def test_bad_settings_are_config_errors_naming_the_option(change, flag):
 # ---------------------------------------------------------------------------- sweeps on the cluster
 
 
+def test_scattered_data_arrives_aligned_so_numpy_uses_blas(client):
+    # Dask's buffers can put a float32 array at an odd address; NumPy's matmul then skips BLAS.
+    data = load_sweep_data(TINY)
+    [future] = client.scatter([data], broadcast=True, hash=False)
+    flags = client.submit(lambda d: [a.flags.aligned and a.flags.c_contiguous
+                                     for a in (d.x_train, d.t_train, d.x_val, d.t_val)], future).result()
+    assert flags == [True] * 4
+
+
 def test_sweep_writes_every_trial_once_with_its_curves_best_model_and_figures(client, tmp_path):
     out = tmp_path / "sweep"
     result = run_sweep(TINY, out, client=client, log=_quiet)

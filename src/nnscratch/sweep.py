@@ -250,6 +250,13 @@ class SweepData:
     x_val: np.ndarray    # (N_val, 784)
     t_val: np.ndarray    # (N_val,)
 
+    def __setstate__(self, state: dict) -> None:
+        # Dask delivers NumPy arrays in buffers that can start at any byte, and NumPy's matmul
+        # skips BLAS for a misaligned float32 array: trials ran 1.8x slower on the workers than
+        # in-process. One copy per worker, when the data arrives, puts them back in line.
+        for name, value in state.items():
+            object.__setattr__(self, name, np.require(value, requirements=("ALIGNED", "C_CONTIGUOUS")))
+
 
 def load_sweep_data(settings: SweepSettings) -> SweepData:
     """The first ``limit`` MNIST training images, shuffled by the seed, the first ``validation`` part held out."""
