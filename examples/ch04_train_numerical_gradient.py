@@ -5,7 +5,7 @@ The book's ``ch04/train_neuralnet.py`` trains ``TwoLayerNet(784, 50, 10)``
 SGD lr 0.1 and mini-batches of 100. With the book's element-by-element loop one
 call takes about half a minute, so 10,000 iterations would take days.
 ``TwoLayerNet.numerical_gradient`` returns the same central differences
-(h = 1e-4) in about a tenth of a second, so here the training runs while you
+(h = 1e-4) in about a quarter of a second, so here the training runs while you
 watch. A twin network trained by backpropagation on the same batches shows
 that both follow the same path: their weights differ only by the
 central-difference error.
