@@ -299,7 +299,7 @@ def test_import_nnscratch_loads_no_sklearn_and_a_missing_one_is_a_one_line_error
     # sys.modules[name] = None makes `import sklearn` fail as if it were not installed.
     code = ("import sys; sys.modules['sklearn'] = None\n"
             "from nnscratch.errors import MissingExtraError\n"
-            "try:\n    from nnscratch import NeuralNetClassifier\n"
+            "try:\n    from nnscratch.sklearn import NeuralNetClassifier\n"
             "except MissingExtraError as exc:\n    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("pip install 'nnscratch[sklearn]' (or 'nnscratch[all]')"), out

@@ -70,7 +70,6 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "io",
     "load_checkpoint": "io",
     "prepare_digit": "imaging",
-    "NeuralNetClassifier": "sklearn",
 }
 
 
