@@ -109,6 +109,29 @@ def draw_with_mouse(page, strokes, *, release=True):
             page.mouse.up()
 
 
+def save_screenshot(png: bytes) -> None:
+    """docs/serve.png, the README's picture: rewritten when the page looks different.
+
+    Chromium's renderings of the same page differ in a few anti-aliased pixels
+    from run to run; rewriting the file for those would leave the checkout
+    modified after every test run.
+    """
+    import io
+
+    from PIL import Image, ImageChops
+
+    path = ROOT / "docs" / "serve.png"
+    new = Image.open(io.BytesIO(png)).convert("RGB")
+    if path.exists():
+        old = Image.open(path).convert("RGB")
+        if old.size == new.size:
+            changed = ImageChops.difference(old, new).convert("L").point(lambda v: 255 if v > 16 else 0)
+            if sum(changed.histogram()[255:]) <= 50:
+                return
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(png)
+
+
 def prediction(page):
     return page.locator("[data-testid=prediction]")
 
@@ -137,8 +160,7 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     playwright_api.expect(page.locator("[data-testid=prediction-2]")).to_have_text(
         re.compile(r"^\d$"), timeout=15_000)
     page.wait_for_timeout(300)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    page.screenshot(path=str(ROOT / "docs" / "serve.png"))
+    save_screenshot(page.screenshot())
 
     page.locator("[data-testid=clear]").click()
     playwright_api.expect(prediction(page)).to_have_text("?")
@@ -183,7 +205,6 @@ def test_touch_on_a_phone(server, browser):
     playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
     assert page.evaluate("window.__kinds") == ["touch"]
     assert page.evaluate("window.scrollY") == 0                     # drawing did not scroll the page
-    page.wait_for_timeout(400)     # a finger lifts and moves: a tap at once would be a double tap
     page.locator("[data-testid=clear]").tap()
     playwright_api.expect(prediction(page)).to_have_text("?")
     watch.check()

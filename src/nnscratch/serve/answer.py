@@ -117,6 +117,8 @@ def answer(loaded, stages: Stages, *, details: bool = False) -> dict:
     model = loaded.model
     field = stages.field
     result = {"model": loaded.id}
+    if loaded.info:
+        result["architecture"] = f"{loaded.info['architecture']}, {loaded.info['parameters']:,} parameters"
     n_classes = int(getattr(model, "output_size", 10))
     if stages.blank:
         result.update(label=None, probabilities=[0.0] * n_classes, confidence=0.0, uncertain=False,

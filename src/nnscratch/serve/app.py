@@ -68,6 +68,7 @@ _READING = {
     "required": ["model", "label", "probabilities", "confidence", "uncertain", "reasons", "blank", "input", "stages"],
     "properties": {
         "model": {"type": "string", "description": "the model id that read it"},
+        "architecture": {"type": "string", "description": "e.g. DeepConvNet, 123,552 parameters"},
         "label": {"type": ["integer", "null"], "minimum": 0, "description": "null when there is nothing to read"},
         "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},

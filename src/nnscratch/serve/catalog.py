@@ -41,6 +41,7 @@ class LoadedModel:
     mtime_ns: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     filters: dict | None = None   # first-layer picture, computed once
+    info: dict = field(default_factory=dict)   # describe(model)
 
 
 def _clean_id(text: str) -> str:
@@ -153,8 +154,8 @@ class ModelCatalog:
         shape = tuple(getattr(model, "input_shape", ()))
         if math.prod(shape) != 28 * 28:
             raise ModelFileError(f"model {model_id!r} takes inputs of shape {shape}, not 28x28 digit images")
-        loaded = LoadedModel(model_id, model, mtime)
         info = describe(model)
+        loaded = LoadedModel(model_id, model, mtime, info=info)
         with self._lock:
             self._loaded[model_id] = loaded
             self._info[model_id] = info

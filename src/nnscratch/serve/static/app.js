@@ -80,7 +80,22 @@
   pad.addEventListener("pointercancel", endStroke);
   pad.addEventListener("contextmenu", (e) => e.preventDefault());
 
-  $("clear").addEventListener("click", () => {
+  // A press of a button by mouse (click), or by finger or pen (pointerup on the button the
+  // pointer went down on: after a stroke on the pad, a quick tap's click is not always delivered).
+  function onPress(element, action) {
+    let down = null, pressed = 0;
+    element.addEventListener("pointerdown", (e) => { down = e.pointerType === "mouse" ? null : e.pointerId; });
+    element.addEventListener("pointerup", (e) => {
+      if (e.pointerId !== down) return;
+      down = null;
+      pressed = performance.now();
+      action();
+    });
+    element.addEventListener("pointercancel", () => { down = null; });
+    element.addEventListener("click", () => { if (performance.now() - pressed > 700) action(); });
+  }
+
+  onPress($("clear"), () => {
     clearPad();
     state.seq += 1;                    // answers still on their way are for the old drawing
     showEmpty();
@@ -155,6 +170,7 @@
   function showReading(answer, suffix) {
     const out = $("prediction" + suffix);
     const text = $("verdict" + suffix);
+    $("architecture" + suffix).textContent = answer.architecture || "";
     if (answer.label === null || answer.label === undefined) {
       out.textContent = "?";
       out.className = "digit empty";
@@ -271,7 +287,7 @@
       b.textContent = String(k);
       b.title = "save this drawing as a " + k + " in your digits folder";
       b.dataset.testid = "truth-" + k;
-      b.addEventListener("click", () => saveDigit(k));
+      onPress(b, () => saveDigit(k));
       box.appendChild(b);
     }
   }
