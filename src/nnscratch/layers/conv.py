@@ -247,8 +247,9 @@ def col2im(col, input_shape, filter_h: int, filter_w: int, stride: int = 1,
 # image chunks, optionally spread over a few threads
 
 #: Bytes of unrolled input per chunk: small enough to stay in the CPU's cache
-#: between im2col writing it and the matrix product reading it.
-_CHUNK_BYTES = 2 << 20
+#: between im2col writing it and the matrix product reading it, large enough
+#: that a multi-threaded BLAS does not spend its time starting and stopping.
+_CHUNK_BYTES = 4 << 20
 
 _num_threads = None  # set by set_num_threads or read from $NNSCRATCH_NUM_THREADS on first use
 _pool = None
@@ -330,7 +331,7 @@ class Convolution(Layer):
     product, and :func:`col2im` of ``dout @ W.T`` for ``dx``.
 
     The default fast path works channels-last, a few images at a time: each
-    chunk's unrolled input (about 2 MB) is multiplied while it is still in
+    chunk's unrolled input (at most about 4 MB) is multiplied while it is still in
     the CPU's cache, instead of writing a 45 MB matrix and reading it back.
     Training keeps the padded input, not the unrolled one; backward unrolls
     each chunk again for ``dW`` (as cheap as reading the big matrix back).
