@@ -57,10 +57,10 @@ def small_model_file(tmp_path):
 @pytest.mark.parametrize("hidden", [[20000, 20000], [8] * 20000], ids=["huge-layers", "20000-layers"])
 def test_forged_architecture_is_refused_before_building(tmp_path, small_model_file, hidden):
     forged = forge(tmp_path / "forged_model.npz", small_model_file, hidden_size_list=hidden)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine must not make this flaky
     with pytest.raises(ModelFileError) as caught:
         nnio.load_model(forged)
-    assert time.perf_counter() - start < 3.0  # was 63 s and 6.4 GB for [20000, 20000]
+    assert time.process_time() - start < 3.0  # was 63 s and 6.4 GB for [20000, 20000]
     message = str(caught.value)
     assert "forged_model.npz" in message and "does not match MultiLayerNet" in message
     assert len(message) < 600, len(message)  # 20,000 layers once gave hundreds of kilobytes
@@ -94,10 +94,10 @@ def test_forged_checkpoint_is_refused_before_building(tmp_path):
                                  model=model, optimizer=trainer.optimizer)
     nnio.load_checkpoint(saved)  # the real one loads
     forged = forge(tmp_path / "forged_checkpoint.npz", saved, hidden_size_list=[20000, 20000])
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ModelFileError, match="forged_checkpoint.npz.*does not match MultiLayerNet"):
         nnio.load_checkpoint(forged)
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 3.0
 
 
 def test_expected_shapes_agree_with_the_built_models():
@@ -132,12 +132,12 @@ def test_predict_on_a_fifo_is_refused_at_once(tmp_path):
 def test_a_huge_blank_page_is_read_reduced_and_quickly(tmp_path):
     page = tmp_path / "page.png"
     Image.new("L", (11000, 11000), 255).save(page)
-    start = time.perf_counter()
+    start = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not escape
         with pytest.raises(ImageInputError, match="blank"):
             prepare_digit(page)
-    assert time.perf_counter() - start < 3.0  # was about 20 s
+    assert time.process_time() - start < 2.0  # was about 20 s; 0.4 s measured
     result = run("predict", page)
     assert_one_line_error(result, "page.png", "blank")
     assert "DecompressionBomb" not in result.stderr
@@ -148,9 +148,9 @@ def test_a_large_photo_with_a_digit_is_read_reduced(tmp_path):
     ImageDraw.Draw(image).line([(3000, 1000), (3000, 5000)], fill=0, width=400)
     path = tmp_path / "one.jpg"
     image.save(path, quality=90)
-    start = time.perf_counter()
+    start = time.process_time()
     field = prepare_digit(path)[0]
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 2.0
     cols = np.flatnonzero(field.max(axis=0) > 0.5)
     rows = np.flatnonzero(field.max(axis=1) > 0.5)
     assert rows.size >= 18 and cols.size <= 6  # a tall thin bar: a "1"
@@ -168,10 +168,10 @@ def png_header_only(path, width, height):
 def test_an_absurd_pixel_count_is_refused_from_the_header(tmp_path):
     path = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
     assert 100_000 ** 2 > MAX_PIXELS
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ImageInputError, match="bomb.png: the picture is too large") as caught:
         prepare_digit(path)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert "megapixels" in str(caught.value) and "DOS" not in str(caught.value)
     # Under Pillow's own limit but over ours: refused by our check, from the header alone.
     path = png_header_only(tmp_path / "big.png", 13_000, 12_000)
@@ -217,13 +217,13 @@ def test_a_fully_transparent_picture_says_so():
     (["plot", "descent", "--x1-range=3,-3"], "lower to a higher"),
     (["plot", "gradient-field", "--step", "1e-9"], "arrows per axis"),
     (["plot", "tangent", "--h", "nan"], "h must be"),
+    (["plot", "surface", "--x0-range=1,1"], "lower to a higher"),
+    (["plot", "descent", "--init-x=1e400,0"], "init_x"),
     (["plot", "learning-rates", "--lrs", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "at most 8"),
 ])
 def test_size_like_flags_are_bounded(tmp_path, args, fragment):
-    start = time.perf_counter()
-    result = run(*[tmp_path / a if a.endswith(".png") else a for a in args], timeout=60)
+    result = run(*[tmp_path / a if a.endswith(".png") else a for a in args], timeout=60)  # a hang fails
     assert_one_line_error(result, fragment)
-    assert time.perf_counter() - start < 30
     assert not (tmp_path / "grid.png").exists()
 
 

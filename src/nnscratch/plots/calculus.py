@@ -87,8 +87,8 @@ def _finite(name: str, value, *, positive: bool = False) -> float:
         raise ConfigError(f"{name} must be a number, got {value!r}") from None
     bound = LIMITS["coordinate"]
     if not np.isfinite(number) or abs(number) > bound or (positive and not number > 0):
-        need = "a positive number" if positive else "a number"
-        raise ConfigError(f"{name} must be {need} of at most {bound:g} in size, got {value!r}")
+        need = f"a positive number up to {bound:g}" if positive else f"a number from {-bound:g} to {bound:g}"
+        raise ConfigError(f"{name} must be {need}, got {value!r}")
     return number
 
 
@@ -97,7 +97,7 @@ def _range(name: str, value) -> tuple[float, float]:
         low, high = value
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be two numbers LO,HI, got {value!r}") from None
-    low, high = _finite(name, low), _finite(name, high)
+    low, high = _finite(f"each end of {name}", low), _finite(f"each end of {name}", high)
     if not high - low > 1e-9 * max(1.0, abs(low), abs(high)):
         raise ConfigError(f"{name} must go from a lower to a higher value, got {value!r}")
     return low, high
@@ -108,7 +108,7 @@ def _point(name: str, value) -> tuple[float, float]:
         x0, x1 = value
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be two numbers X0,X1, got {value!r}") from None
-    return _finite(name, x0), _finite(name, x1)
+    return _finite(f"each coordinate of {name}", x0), _finite(f"each coordinate of {name}", x1)
 
 
 def _cmap(value) -> str:
