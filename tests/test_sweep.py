@@ -202,6 +202,23 @@ def test_other_settings_in_the_same_folder_are_refused(client, tmp_path):
         run_sweep(SweepSettings(**{**TINY.to_dict(), "epochs": 9}), out, client=client, log=_quiet)
 
 
+def test_a_folder_another_sweep_is_writing_to_is_refused(client, tmp_path):
+    import fcntl
+
+    from nnscratch.sweep import SweepError
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with open(out / ".nnscratch-sweep.lock", "w") as held:  # as a running sweep holds it
+        held.write("12345")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SweepError, match=r"in use by another nnscratch sweep \(pid 12345\)"):
+            run_sweep(TINY, out, client=client, log=_quiet)
+    assert not (out / "trials.csv").exists()
+    assert len(run_sweep(TINY, out, client=client, plots=False, log=_quiet).trained) == 4
+
+
 def test_a_worker_dying_mid_trial_loses_and_duplicates_no_trial(client, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     marker = tmp_path / "crashed"

@@ -63,6 +63,7 @@ __all__ = ["SweepSettings", "SweepData", "SweepResult", "SweepError", "trial_par
            "TRIAL_FIELDS"]
 
 SETTINGS_NAME = "sweep.json"
+LOCK_NAME = ".nnscratch-sweep.lock"
 TRIALS_NAME = "trials.csv"
 CURVES_DIR = "trials"
 BEST_MODEL_NAME = "best_model.npz"
@@ -653,7 +654,7 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
 
         cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
             if client is None else None
-        trial_log = bar = None
+        trial_log = bar = lock = None
         try:
             if cluster is not None:
                 client = cluster.__enter__()
@@ -663,10 +664,15 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                        unit="trial", disable=not progress, dynamic_ncols=True)
             # The folder is made once the cluster answers: a mistyped --scheduler leaves nothing behind.
             _make_folder(out)
+            lock = _lock_folder(out)
+            rows = read_trials(trials_path)  # again, now that no other sweep can write there
+            todo = [i for i in range(settings.trials) if i not in rows]
+            in_sweep = {i: r for i, r in rows.items() if i < settings.trials}
+            best_model.best = best_trial(in_sweep)
             if settings_changed:
                 _write_settings_file(out, settings)
             trial_log = _TrialLog(trials_path, set(rows))
-            for result in _run_trials(client, settings, todo):
+            for result in _run_trials(client, settings, todo) if todo else ():
                 result = _finish_trial(out, trial_log, best_model, result)
                 if result is not None:
                     rows[result["trial"]] = result
@@ -682,6 +688,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                 bar.close()
             if cluster is not None:
                 cluster.__exit__(None, None, None)
+            if lock is not None:
+                os.close(lock)
 
     sweep_rows = sorted(in_sweep.values(), key=lambda r: r["trial"])
     best = best_trial(sweep_rows)
@@ -700,6 +708,26 @@ def _describe_cluster(client, *, local: bool) -> str:
     if local:
         return f"a local Dask cluster of {workers} worker process{'' if workers == 1 else 'es'}"
     return f"the Dask scheduler at {client.scheduler.address} ({workers} worker{'' if workers == 1 else 's'})"
+
+
+def _lock_folder(out: Path) -> int:
+    """Hold the sweep folder (an flock, let go when the process ends): one driver writes there at a time."""
+    import fcntl
+
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise SweepError(f"{out}: cannot write in the sweep folder: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 100).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SweepError(f"{out} is in use by another nnscratch sweep (pid {holder}); wait for it "
+                         "to finish, or use another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _make_folder(out: Path) -> None:
