@@ -12,6 +12,7 @@ import math
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -170,11 +171,29 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     page.wait_for_timeout(500)
     assert prediction(page).inner_text() == "?"
 
-    draw_with_mouse(page, ONE)
+    # Throttled: a long stroke asks for readings while it is drawn, at most one per 120 ms.
+    asked = []
+    page.on("request", lambda r: "/api/predict?details" in r.url and asked.append(r.url))
+    box = canvas_box(page)
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.1 * box["height"])
+    page.mouse.down()
+    started = time.monotonic()
+    moves = 80
+    for k in range(moves):
+        page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + (0.1 + 0.01 * k) * box["height"])
+    elapsed = time.monotonic() - started
+    page.mouse.up()
     playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
+    assert 1 <= len(asked) <= elapsed / 0.12 + 2 and len(asked) < moves / 2, (len(asked), elapsed)
     page.locator("[data-testid=clear]").click()
     draw_with_mouse(page, ZERO)
     playwright_api.expect(prediction(page)).to_have_text("0", timeout=15_000)
+
+    # A scribbled blot is no digit: the reading says it is uncertain.
+    page.locator("[data-testid=clear]").click()
+    draw_with_mouse(page, [[(0.3 + 0.4 * (k % 2), 0.3 + 0.02 * k) for k in range(21)]])
+    playwright_api.expect(page.locator("#verdict")).to_contain_text("uncertain", timeout=15_000)
+    assert "uncertain" in prediction(page).get_attribute("class")
     watch.check()
     ctx.close()
 

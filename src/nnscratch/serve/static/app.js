@@ -83,7 +83,7 @@
   // A press of a button by mouse (click), or by finger or pen (pointerup on the button the
   // pointer went down on: after a stroke on the pad, a quick tap's click is not always delivered).
   function onPress(element, action) {
-    let down = null, pressed = 0;
+    let down = null, pressed = -Infinity;
     element.addEventListener("pointerdown", (e) => { down = e.pointerType === "mouse" ? null : e.pointerId; });
     element.addEventListener("pointerup", (e) => {
       if (e.pointerId !== down) return;
