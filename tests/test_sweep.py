@@ -250,6 +250,9 @@ def test_the_figures():
     fig = plot_lr_weight_decay([1e-5, 1e-3, 1e-2], [1e-7, 1e-6, 1e-5], [0.2, 0.7, math.nan])
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    fig = plot_lr_weight_decay([1e-5], [1e-7], [0.5], lr_range=(1e-6, 1e-2), weight_decay_range=(1e-8, 1e-4))
+    low, high = fig.axes[0].get_xlim()
+    assert low < 1e-6 < 1e-2 < high < 1e-1  # the whole searched range, with a margin
     with pytest.raises(NnscratchError):
         plot_lr_weight_decay([1e-5], [1e-7, 1e-6], [0.2])
 

@@ -697,7 +697,7 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     files = {"settings": out / SETTINGS_NAME, "trials": trials_path, "curves": out / CURVES_DIR,
              "best_model": out / BEST_MODEL_NAME}
     if plots:
-        files.update(_draw(out, sweep_rows, log))
+        files.update(_draw(out, settings, sweep_rows, log))
     result = SweepResult(out=out, settings=settings, rows=sweep_rows, best=best, trained=trained, files=files)
     _summarize(result, log)
     return result
@@ -821,7 +821,7 @@ def _retrain(settings: SweepSettings, row: dict) -> dict:
 # ============================================================================ figures and summary
 
 
-def _draw(out: Path, rows: list[dict], log) -> dict:
+def _draw(out: Path, settings: SweepSettings, rows: list[dict], log) -> dict:
     from nnscratch.plots.sweep import plot_best_trials, plot_lr_weight_decay
 
     ranked = sorted(rows, key=_rank_key)
@@ -839,7 +839,8 @@ def _draw(out: Path, rows: list[dict], log) -> dict:
         plot_best_trials(curves, files["curves_plot"])
     files["scatter_plot"] = out / SCATTER_PLOT_NAME
     plot_lr_weight_decay([r["lr"] for r in rows], [r["weight_decay"] for r in rows],
-                         [r["val_acc"] for r in rows], files["scatter_plot"])
+                         [r["val_acc"] for r in rows], files["scatter_plot"],
+                         lr_range=settings.lr_range, weight_decay_range=settings.weight_decay_range)
     return files
 
 

@@ -73,13 +73,17 @@ def plot_best_trials(trials, path=None, *, count: int = 20, ncols: int = 5):
     return figure_saved_if_asked(fig, path)
 
 
-def plot_lr_weight_decay(lr, weight_decay, val_acc, path=None, *, title="Validation accuracy of each trial"):
+def plot_lr_weight_decay(lr, weight_decay, val_acc, path=None, *, lr_range=None, weight_decay_range=None,
+                         title="Validation accuracy of each trial"):
     """Scatter of the learning rate against the weight decay, coloured by validation accuracy.
 
     Parameters
     ----------
     lr, weight_decay, val_acc : sequence of float, same length
         One value per trial. A NaN accuracy (a diverged trial) is drawn as a grey cross.
+    lr_range, weight_decay_range : (float, float), optional
+        The searched ranges: the axes then show all of them (with a small margin),
+        so that an empty corner reads as "searched, nothing good" rather than cut off.
     """
     lr, weight_decay, val_acc = (np.asarray(v, dtype=np.float64).ravel() for v in (lr, weight_decay, val_acc))
     if not (lr.size == weight_decay.size == val_acc.size) or lr.size == 0:
@@ -102,6 +106,11 @@ def plot_lr_weight_decay(lr, weight_decay, val_acc, path=None, *, title="Validat
     fig.colorbar(points, ax=ax, label="validation accuracy")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for limits, set_limits in ((lr_range, ax.set_xlim), (weight_decay_range, ax.set_ylim)):
+        if limits is not None:
+            low, high = np.log10(limits[0]), np.log10(limits[1])
+            margin = 0.04 * max(high - low, 0.5)
+            set_limits(10 ** (low - margin), 10 ** (high + margin))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("weight decay")
     ax.set_title(title)
