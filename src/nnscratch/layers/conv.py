@@ -493,42 +493,38 @@ class Convolution(Layer):
         np.matmul(np.ones(dout2d.shape[0], dtype=dout2d.dtype, like=dout2d), dout2d, out=self.grads["b"])
 
         rows = oh * ow * fh * fw * c
-        chunk = self._chunk_images(rows, xp.itemsize)
-        partial = {}  # worker -> its sum of col.T @ dout over its chunks
+        partial = {}  # worker -> its sum of col.T @ dout over its chunks: dW as (FH*FW*C, FN)
         col_t, self._col_t = self._col_t, None
         if col_t is not None:
             partial[0] = col_t @ dout2d                                  # one channel: kept from forward
-
-        def dw_work(start, stop, worker):
-            col = _im2col_nhwc(xp[start:stop], fh, fw, self.stride,
-                               out=self._scratch_for(worker, (stop - start) * rows, xp))
-            part = col.T @ dout2d[start * oh * ow:stop * oh * ow]     # (FH*FW*C, FN)
-            if worker in partial:
-                partial[worker] += part
-            else:
-                partial[worker] = part
-
-        if col_t is None:
-            _for_chunks(dw_work, n, chunk)
-        dw2d = sum(partial.values())
-        np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
-        if not self.compute_input_grad:
-            return None
         p = self.pad
-        if self.stride == 1 and p <= fh - 1 and p <= fw - 1:
-            # dx is the "full" convolution of dout with the flipped filters,
-            # channels swapped: im2col + product per chunk, no scatter-add.
-            dpad = _pad_nhwc(dout_nhwc, fh - 1 - p, pad_w=fw - 1 - p)
+        # For stride 1, dx is the "full" convolution of dout with the flipped
+        # filters, channels swapped: im2col + product per chunk, no scatter-add.
+        flipped = self.compute_input_grad and self.stride == 1 and p <= fh - 1 and p <= fw - 1
+        if flipped:
             w_flip = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(fh * fw * fn, c)
             dx = np.empty((n, h, w, c), dtype=dout2d.dtype, like=dout2d)
             drows = h * w * fh * fw * fn
 
-            def dx_work(start, stop, worker):
-                dcol = _im2col_nhwc(dpad[start:stop], fh, fw, 1,           # (k*H*W, FH*FW*FN)
+        def work(start, stop, worker):
+            if col_t is None:
+                col = _im2col_nhwc(xp[start:stop], fh, fw, self.stride,  # (k*OH*OW, FH*FW*C)
+                                   out=self._scratch_for(worker, (stop - start) * rows, xp))
+                part = col.T @ dout2d[start * oh * ow:stop * oh * ow]
+                partial[worker] = partial[worker] + part if worker in partial else part
+            if flipped:  # the same chunk of dout, still in cache: padded, unrolled, multiplied
+                dpad = _pad_nhwc(dout_nhwc[start:stop], fh - 1 - p, pad_w=fw - 1 - p)
+                dcol = _im2col_nhwc(dpad, fh, fw, 1,                      # (k*H*W, FH*FW*FN)
                                     out=self._scratch_for(worker, (stop - start) * drows, dout2d))
                 np.matmul(dcol, w_flip, out=dx[start:stop].reshape(-1, c))
 
-            _for_chunks(dx_work, n, self._chunk_images(drows, dout2d.itemsize))
+        if col_t is None or flipped:
+            _for_chunks(work, n, self._chunk_images(max(rows, drows) if flipped else rows, xp.itemsize))
+        dw2d = sum(partial.values())
+        np.copyto(self.grads["W"], dw2d.reshape(fh, fw, c, fn).transpose(3, 2, 0, 1))
+        if not self.compute_input_grad:
+            return None
+        if flipped:
             return dx.transpose(0, 3, 1, 2)
         w2d = W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)
         dcol = dout2d @ w2d.T                                           # (N*OH*OW, FH*FW*C)
