@@ -360,3 +360,16 @@ def test_command_without_dask_names_the_extra_to_install(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: nnscratch sweep needs the distributed package")
     assert "pip install 'nnscratch[sweep]'" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_command_on_a_scheduler_without_workers_fails_quickly(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as empty:
+        start = time.monotonic()
+        done = _nnscratch(*TINY_FLAGS, "--scheduler", empty.scheduler_address, "--connect-timeout", "1",
+                          "--out", str(tmp_path / "s"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: the Dask scheduler at") and "has no workers" in done.stderr
+    assert done.stderr.count("\n") == 1 and time.monotonic() - start < 30
+    assert not (tmp_path / "s").exists()
