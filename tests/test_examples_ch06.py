@@ -1,5 +1,6 @@
 """The chapter 3-6 examples run as scripts and produce what they promise."""
 
+import json
 import os
 import re
 import subprocess
@@ -56,7 +57,36 @@ def test_chapters_3_to_6_walkthrough(tmp_path):
     assert set(losses) == {"SGD", "Momentum", "AdaGrad", "Adam"}
     assert all(np.isfinite(v) and v < np.log(10) for v in losses.values())
     assert losses["Adam"] < losses["SGD"]  # the book's figure 6-9 in one line
+    runs = re.findall(r"^(plain|weight decay [\d.]+|dropout [\d.]+)\s*: train ([\d.]+)  test ([\d.]+)  gap ",
+                      out, re.M)
+    assert [name.split()[0] for name, _, _ in runs] == ["plain", "weight", "dropout"], runs
     for png in ("ch05_loss.png", "ch05_accuracy.png", "ch06_optimizers_mnist.png",
                 "ch06_weight_init.png", "ch06_overfitting.png"):
         with Image.open(tmp_path / png) as im:
             assert im.format == "PNG", png
+
+
+def test_overfitting_runs_show_the_books_lesson():
+    """Figures 6-20 and 6-21: weight decay and dropout narrow the train-test gap (full length run)."""
+    # In a subprocess with one BLAS thread, as the example runs (much faster on a busy machine).
+    script = (
+        "import importlib.util, json, sys\n"
+        "import numpy as np\n"
+        "from nnscratch.datasets import load_mnist\n"
+        "spec = importlib.util.spec_from_file_location('ex', sys.argv[1])\n"
+        "ex = importlib.util.module_from_spec(spec); spec.loader.exec_module(ex)\n"
+        "(x, t), (xt, tt) = load_mnist(normalize=True, limit=1000)\n"
+        "h = ex.overfitting(x, t, xt, tt, epochs=150)\n"
+        "print(json.dumps({k: [float(np.mean(v.train_acc_list[-10:])), float(np.mean(v.test_acc_list[-10:]))]"
+        " for k, v in h.items()}))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
+    result = subprocess.run([sys.executable, "-c", script, str(EXAMPLES / "ch03_to_ch06.py")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert list(last) == ["plain", "weight decay 0.03", "dropout 0.2"]
+    plain_train, plain_test = last.pop("plain")
+    assert plain_train > 0.99 and plain_train - plain_test > 0.2  # it overfits
+    for name, (train, test) in last.items():
+        assert train - test < plain_train - plain_test - 0.01, (name, last)  # the gap narrows
+        assert test >= plain_test, (name, last)  # and regularisation does not look harmful
