@@ -50,6 +50,7 @@ import re
 import socket
 import time
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -557,9 +558,13 @@ class _Cluster:
         from distributed import Client, LocalCluster
 
         if self.scheduler is None:
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None, env=dict(WORKER_ENV),
-                                        silence_logs=logging.ERROR)
+            with warnings.catch_warnings():
+                # Without a dashboard the scheduler still serves /health on 127.0.0.1, at port 8787
+                # or, when another cluster has that, at a free one: nothing to warn a user about.
+                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            host="127.0.0.1", dashboard_address=None, env=dict(WORKER_ENV),
+                                            silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
             return self.client
         try:
