@@ -177,6 +177,10 @@ def main():
                 ratios = [a / b for a, b in zip(times[name], times["torch"])]
                 print(f"{model_name:<14} {name:<16} {600 * statistics.median(times[name]):8.1f} "
                       f"{statistics.median(ratios):15.2f}  ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+            if "nnscratch 1 thr" in times:
+                ratios = [a / b for a, b in zip(times["nnscratch"], times["nnscratch 1 thr"])]
+                print(f"{model_name:<14} nnscratch {args.threads} threads / 1 thread: median {statistics.median(ratios):.2f} "
+                      f"({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
 
     if args.no_memory:
         return
