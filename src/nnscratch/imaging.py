@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,9 @@ def _check_path(source, name: str) -> None:
                               f"({info.st_size / 1e6:.0f} MB; at most {MAX_FILE_BYTES // 10**6} MB)")
 
 
+_HEADER_LOCK = threading.Lock()
+
+
 def _open_image(source):
     """Open a path or file object with Pillow; any failure -> ImageInputError.
 
@@ -116,27 +120,30 @@ def _open_image(source):
     if isinstance(source, (str, os.PathLike)):
         _check_path(source, name)
     try:
-        with warnings.catch_warnings():
-            # Our own bound below replaces Pillow's decompression-bomb warning.
+        # Our own bound below replaces Pillow's decompression-bomb warning, which Pillow
+        # gives while reading the header. catch_warnings changes process-wide state: the
+        # lock keeps two threads (the drawing page) from restoring each other's filters.
+        with _HEADER_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source)
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageInputError(
-                    f"{name}: the picture is too large ({width}x{height} pixels; "
-                    f"at most {MAX_PIXELS // 10**6} megapixels)")
-            if width < 1 or height < 1:
-                raise ImageInputError(f"{name}: the image is empty ({width}x{height} pixels)")
-            factor = max(width, height) // _MAX_SIDE
-            if factor >= 2 and image.format == "JPEG":
-                image.draft(image.mode if image.mode in ("L", "RGB") else None,
-                            (width // factor, height // factor))
-            image.load()
-            factor = max(image.size) // _MAX_SIDE
-            if factor >= 2:
-                image = image.reduce(factor)
-            # Phone photos store their rotation in EXIF rather than in the pixels.
-            image = ImageOps.exif_transpose(image)
+        # The checks and the decoding run outside the lock.
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageInputError(
+                f"{name}: the picture is too large ({width}x{height} pixels; "
+                f"at most {MAX_PIXELS // 10**6} megapixels)")
+        if width < 1 or height < 1:
+            raise ImageInputError(f"{name}: the image is empty ({width}x{height} pixels)")
+        factor = max(width, height) // _MAX_SIDE
+        if factor >= 2 and image.format == "JPEG":
+            image.draft(image.mode if image.mode in ("L", "RGB") else None,
+                        (width // factor, height // factor))
+        image.load()
+        factor = max(image.size) // _MAX_SIDE
+        if factor >= 2:
+            image = image.reduce(factor)
+        # Phone photos store their rotation in EXIF rather than in the pixels.
+        image = ImageOps.exif_transpose(image)
     except ImageInputError:
         raise
     except UnidentifiedImageError as exc:
@@ -340,6 +347,8 @@ def prepare_digit_stages(image) -> DigitStages:
         if pil.width * pil.height > MAX_PIXELS:
             raise ImageInputError(f"{name}: the picture is too large ({pil.width}x{pil.height} pixels; "
                                   f"at most {MAX_PIXELS // 10**6} megapixels)")
+        if max(pil.size) // _MAX_SIDE >= 2:  # reduced in Pillow before any float copy
+            pil = pil.reduce(max(pil.size) // _MAX_SIDE)
         gray, alpha = _to_gray(pil)
     if gray.size == 0 or min(gray.shape) < 1:
         raise ImageInputError(f"{name}: the image is empty ({gray.shape[1]}x{gray.shape[0]} pixels)")
