@@ -168,16 +168,31 @@ def test_pixels_are_the_field_the_model_sees(server):
         assert np.allclose(body["input"], pixels, atol=1e-4)
 
 
-def test_the_page_and_nnscratch_predict_give_the_same_answer(server, tmp_path):
+def _phone_photo() -> bytes:
+    """A 3000x2250 JPEG of a 7 on white paper, stored sideways with EXIF orientation 6 (as phones do)."""
+    paper = Image.new("RGB", (2250, 3000), (235, 235, 228))
+    draw = ImageDraw.Draw(paper)
+    draw.line([(600, 800), (1650, 800), (950, 2300)], fill=(20, 20, 30), width=140, joint="curve")
+    exif = Image.Exif()
+    exif[0x0112] = 6                      # the viewer turns it 90 degrees clockwise
+    buffer = io.BytesIO()
+    paper.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=85, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, content, digit", [("seven.png", _png(SEVEN), 7),
+                                                  ("photo.jpg", _phone_photo(), 7)])
+def test_the_page_and_nnscratch_predict_give_the_same_answer(server, tmp_path, name, content, digit):
     base, _, _ = server
-    path = tmp_path / "seven.png"
-    path.write_bytes(_png(SEVEN))
+    path = tmp_path / name
+    path.write_bytes(content)
     result = subprocess.run([sys.executable, "-m", "nnscratch.cli", "predict", "--json", str(path)],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     cli = json.loads(result.stdout)[0]
-    _, page = predict(base, path.read_bytes())
-    assert page["label"] == cli["label"]
+    _, page = predict(base, content, "image/png" if name.endswith(".png") else "image/jpeg")
+    assert page["label"] == cli["label"] == digit
+    assert page["confidence"] > 0.9          # upright: read sideways (EXIF ignored) it is a 52% guess
     assert np.allclose(page["probabilities"], cli["probabilities"], atol=1e-5)
 
 
@@ -300,7 +315,7 @@ def _png_header_only(width: int, height: int) -> bytes:
     (_png_header_only(60_000, 60_000), "image/png", 413, "pixels"),
     (_png_header_only(9_000, 100), "image/png", 413, "pixels"),
     (_png(Image.new("L", (2000, 3), 255)), "image/png", 422, "elongated"),
-    (_png(ONE)[:200], "image/png", 400, "truncated"),
+    (_png(ONE)[:200], "image/png", 422, "cannot read image"),
     (b"GIF89a" + b"\x00" * 40, "image/png", 415, "PNG or JPEG"),
     (b"", "image/png", 400, "empty"),
     (b"hello", "text/plain", 415, "content type"),

@@ -35,7 +35,7 @@ class Stages:
     note: str | None = None
 
 
-def _strip_source(message: str) -> str:
+def without_source(message: str) -> str:
     # prepare_digit names its source ("<Image>: no digit found ..."): the page has none.
     head, sep, rest = message.partition(": ")
     return rest if sep and head.startswith("<") and head.endswith(">") else message
@@ -72,7 +72,7 @@ def prepare(drawing) -> Stages:
     except ImageInputError as exc:
         if "no digit" not in str(exc) and "blank" not in str(exc):
             raise
-        return Stages(field=np.zeros((28, 28), np.float32), blank=True, note=_strip_source(str(exc)))
+        return Stages(field=np.zeros((28, 28), np.float32), blank=True, note=without_source(str(exc)))
     return Stages(field=field, fitted=_fitted_from_field(field))
 
 

@@ -155,7 +155,10 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
     @app.exception_handler(NnscratchError)
     async def _nnscratch_error(request, exc):
         status = 422 if isinstance(exc, (ImageInputError, ModelFileError, ConfigError, ShapeError)) else 400
-        return error(status, str(exc))
+        message = str(exc)
+        if isinstance(exc, ImageInputError):   # "<BytesIO>: cannot read ...": the client sent no file name
+            message = answers.without_source(message)
+        return error(status, message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request, exc):
