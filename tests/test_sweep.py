@@ -375,3 +375,40 @@ def test_command_on_a_scheduler_without_workers_fails_quickly(tmp_path):
     assert done.stderr.startswith("error: the Dask scheduler at") and "has no workers" in done.stderr
     assert done.stderr.count("\n") == 1 and time.monotonic() - start < 30
     assert not (tmp_path / "s").exists()
+
+
+def test_command_in_a_terminal_shows_a_progress_bar_of_trials(client, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    flags = [f for f in TINY_FLAGS if f != "--no-progress"]
+    process = subprocess.Popen([sys.executable, "-m", "nnscratch", "sweep", *flags, "--no-plots", "--out",
+                                str(tmp_path / "s"), "--scheduler", client.scheduler.address],
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    import select
+
+    output, deadline = b"", time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if process.poll() is None and time.monotonic() >= deadline:
+            process.kill()
+        process.wait(timeout=60)
+        os.close(master)
+    text = output.decode(errors="replace").replace("\r", "\n")
+    assert process.returncode == 0, text
+    assert "trials: 100%" in text and "3/3" in text and "best val acc" in text
