@@ -9,7 +9,12 @@ __all__ = ["add_parser", "cmd_serve"]
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The description as written, and the defaults shown."""
+    """The description as written, and the defaults that tell the reader something."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -23,7 +28,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (0.0.0.0 also lets other machines in: the page has no login)")
     serve.add_argument("--port", type=int, default=8000, help="port")
-    serve.add_argument("--model", metavar="FILE", nargs="+", default=[], dest="models",
+    serve.add_argument("--model", metavar="FILE", nargs="+", default=None, dest="models",
                        help="model files (or run folders) to offer besides the pretrained DeepConvNet")
     serve.add_argument("--runs", metavar="DIR", default="runs",
                        help="runs folder: its model.npz files are offered, and runs started from the page go there")
@@ -42,7 +47,7 @@ def cmd_serve(args) -> int:
     uvicorn = require("uvicorn", "serve", "the drawing page (nnscratch serve)")
     from .app import create_app
 
-    app = create_app(models=args.models, runs_dir=args.runs, digits_dir=args.digits)
+    app = create_app(models=args.models or (), runs_dir=args.runs, digits_dir=args.digits)
     # The socket is bound here, so that a port in use is one error line, not uvicorn's log and exit 3.
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
