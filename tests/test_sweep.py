@@ -8,6 +8,7 @@ of a few epochs on 60 images) so that the file stays quick.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -126,8 +127,9 @@ def test_sweep_writes_every_trial_once_with_its_curves_best_model_and_figures(cl
         assert int(row["seed"]) == params["seed"] and row["status"] == "ok" and int(row["epochs"]) == 3
         assert row["worker"] in workers
         assert 0 <= float(row["val_acc"]) <= 1 and float(row["seconds"]) > 0
-        curves = (out / "trials" / f"{int(row['trial']):04d}.json").read_text()
-        assert f"{float(row['val_acc'])}" in curves
+        curves = json.loads((out / "trials" / f"{int(row['trial']):04d}.json").read_text())
+        assert len(curves["val_acc"]) == len(curves["train_acc"]) == 3
+        assert curves["val_acc"][-1] == float(row["val_acc"]) and curves["train_acc"][-1] == float(row["train_acc"])
 
     # The best model is the trial with the highest validation accuracy, and it scores that accuracy.
     best = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["trial"])))
