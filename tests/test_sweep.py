@@ -414,3 +414,22 @@ def test_command_in_a_terminal_shows_a_progress_bar_of_trials(client, tmp_path):
     text = output.decode(errors="replace").replace("\r", "\n")
     assert process.returncode == 0, text
     assert "trials: 100%" in text and "3/3" in text and "best val acc" in text
+
+
+def test_fewer_trials_than_on_record_report_the_first_ones_and_their_best_model(client, tmp_path):
+    out = tmp_path / "sweep"
+    settings = SweepSettings(**{**TINY.to_dict(), "trials": 6, "lr_range": (1e-4, 0.3)})
+    run_sweep(settings, out, client=client, plots=False, log=_quiet)
+    rows = {int(r["trial"]): r for r in _csv_rows(out / "trials.csv")}
+    best_of = {n: max(range(n), key=lambda i: (float(rows[i]["val_acc"]), -i)) for n in range(1, 7)}
+    # Pick a smaller sweep whose best trial is not the best of all six: its model must be rebuilt.
+    fewer = next((n for n in range(1, 6) if best_of[n] != best_of[6]), None)
+    assert fewer is not None, "these draws make trial 0 the best of all: choose other TINY settings"
+    result = run_sweep(SweepSettings(**{**settings.to_dict(), "trials": fewer}), out, client=client,
+                       plots=False, log=_quiet)
+    assert result.trained == [] and [r["trial"] for r in result.rows] == list(range(fewer))
+    assert result.best["trial"] == best_of[fewer]
+    assert read_model_metadata(out / "best_model.npz")["summary"]["sweep_trial"] == best_of[fewer]
+    data = load_sweep_data(settings)
+    accuracy = load_model(out / "best_model.npz").accuracy(data.x_val, data.t_val)
+    assert accuracy == pytest.approx(float(rows[best_of[fewer]]["val_acc"]))
