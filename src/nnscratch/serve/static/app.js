@@ -204,8 +204,7 @@
     $("verdict").textContent = "draw a digit";
     $("verdict-2").textContent = state.compare ? "draw a digit" : "pick a second model to read the same drawing";
     for (const id of ["stage-crop", "stage-fitted", "stage-field"]) $(id).removeAttribute("src");
-    const s = $("saliency").getContext("2d");
-    s.clearRect(0, 0, 28, 28);
+    for (const id of ["saliency", "saliency-ink"]) $(id).getContext("2d").clearRect(0, 0, 28, 28);
     $("activations").textContent = "";
   }
 
@@ -213,16 +212,18 @@
     if (url) $(id).src = url; else $(id).removeAttribute("src");
   }
 
-  function drawSaliency(input, grad) {
-    const s = $("saliency").getContext("2d");
+  // A signed 28x28 map on black: red where it raises the answer's score, blue where it lowers it,
+  // over the digit drawn faintly.
+  function drawSigned(id, input, values) {
+    const s = $(id).getContext("2d");
     const image = s.createImageData(28, 28);
     let top = 0;
-    if (grad) for (const row of grad) for (const v of row) top = Math.max(top, Math.abs(v));
+    if (values) for (const row of values) for (const v of row) top = Math.max(top, Math.abs(v));
     for (let i = 0; i < 28; i++) {
       for (let j = 0; j < 28; j++) {
         const ink = input ? input[i][j] : 0;
-        const g = grad && top > 0 ? grad[i][j] / top : 0;
-        const base = 40 * ink;                       // the digit, faint, under the map
+        const g = values && top > 0 ? values[i][j] / top : 0;
+        const base = 40 * ink;
         const o = 4 * (28 * i + j);
         const strength = Math.min(1, Math.sqrt(Math.abs(g)));
         image.data[o] = base + (g > 0 ? 214 * strength : 47 * strength);
@@ -232,6 +233,13 @@
       }
     }
     s.putImageData(image, 0, 0);
+  }
+
+  function drawSaliency(input, grad) {
+    drawSigned("saliency", input, grad);
+    // Ink times gradient: how much each drawn pixel pushed the score (first order).
+    const pushed = grad && input ? grad.map((row, i) => row.map((g, j) => g * input[i][j])) : null;
+    drawSigned("saliency-ink", input, pushed);
   }
 
   function layerFigure(entry, title, scale) {
