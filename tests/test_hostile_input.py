@@ -219,6 +219,8 @@ def test_a_fully_transparent_picture_says_so():
     (["plot", "tangent", "--h", "nan"], "h must be"),
     (["plot", "surface", "--x0-range=1,1"], "lower to a higher"),
     (["plot", "descent", "--init-x=1e400,0"], "init_x"),
+    (["plot", "surface", "--function", "1/0"], "no finite value"),
+    (["plot", "tangent", "--function", "x**9999"], "non-finite value near x=5.0 (f(x+h)=inf"),
     (["plot", "learning-rates", "--lrs", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "at most 8"),
 ])
 def test_size_like_flags_are_bounded(tmp_path, args, fragment):

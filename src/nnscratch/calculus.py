@@ -241,6 +241,12 @@ def _ignored_argument_message(func_name: str, value: float, shape, h: float) -> 
 # --------------------------------------------------------------------------
 
 
+def _number(value) -> str:
+    """A value for a message: 5.0 rather than np.float64(5.0), long arrays cut short."""
+    a = np.asarray(value)
+    return repr(a.item()) if a.ndim == 0 else np.array2string(a, threshold=6, precision=6)
+
+
 def numerical_diff(f, x, h: float = DEFAULT_H):
     """Derivative of a one-variable function by the central difference.
 
@@ -281,16 +287,18 @@ def numerical_diff(f, x, h: float = DEFAULT_H):
     if isinstance(x, (list, tuple)):
         x = xf
     # The book's arithmetic exactly, so its printed values come out bit for bit.
-    fxh1 = f(x + h)
-    fxh2 = f(x - h)
-    result = (fxh1 - fxh2) / (2 * h)
+    # Overflow or inf - inf is reported just below, once, in words: no NumPy warnings first.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        fxh1 = f(x + h)
+        fxh2 = f(x - h)
+        result = (fxh1 - fxh2) / (2 * h)
     arr = np.asarray(result)
     if arr.dtype.kind not in "iuf":
         raise FunctionValueError(f"numerical_diff: f must return real numbers, got {arr.dtype}")
     if not np.isfinite(arr).all():
         raise FunctionValueError(
             f"numerical_diff: f returned a non-finite value near x={x!r} "
-            f"(f(x+h)={fxh1!r}, f(x-h)={fxh2!r}); check f for overflow, log(0) or "
+            f"(f(x+h)={_number(fxh1)}, f(x-h)={_number(fxh2)}); check f for overflow, log(0) or "
             "division by zero there."
         )
     return result

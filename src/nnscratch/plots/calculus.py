@@ -243,6 +243,9 @@ def plot_surface(f=function_2, *, x0_range=(-3.0, 3.0), x1_range=(-3.0, 3.0), nu
     fig, ax = _figure_and_axes(ax, projection="3d")
     X0, X1 = _grid(x0_range, x1_range, num)
     Z = _values_on_grid(f, X0, X1)
+    if not np.isfinite(Z).any():
+        raise FunctionValueError(f"f has no finite value on the grid {x0_range} x {x1_range}: "
+                                 "nothing to draw (division by zero or overflow everywhere?)")
     ax.plot_surface(X0, X1, Z, cmap=cmap, linewidth=0, antialiased=True)
     ax.set_xlabel("x0")
     ax.set_ylabel("x1")
