@@ -209,6 +209,7 @@ def test_a_fully_transparent_picture_says_so():
 @pytest.mark.parametrize("args, fragment", [
     (["show", "--count", "500000", "--png", "grid.png"], "--count must be from 1 to 400"),
     (["show", "--count", "0"], "--count must be from 1 to 1000"),
+    (["evaluate", "--limit", "0"], "--limit must be at least 1"),
     (["plot", "surface", "--num", "1000000"], "num must be an integer from 2 to 1,000"),
     (["plot", "surface", "--num", "0"], "num must be an integer from 2"),
     (["plot", "descent", "--step-num", "1000000000"], "step_num must be an integer from 1 to 100,000"),

@@ -235,6 +235,8 @@ def _load_digit_folder(directory, *, flatten: bool, limit=None):
 def cmd_evaluate(args) -> int:
     import numpy as np
 
+    if args.limit is not None and args.limit < 1:  # checked before the model and data load
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     model, source = _load_model_arg(args.model)
     if args.data is not None:
         x, t = _load_digit_folder(args.data, flatten=not _wants_images(model), limit=args.limit)
