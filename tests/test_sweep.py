@@ -326,7 +326,7 @@ def test_command_ctrl_c_keeps_the_finished_trials_and_a_rerun_completes_the_swee
     import signal
 
     out = tmp_path / "sweep"
-    flags = ["--trials", "16", "--epochs", "80", "--limit", "60", "--hidden", "16", "--batch-size", "20",
+    flags = ["--trials", "16", "--epochs", "400", "--limit", "60", "--hidden", "16", "--batch-size", "20",
              "--no-progress", "--no-plots", "--out", str(out), "--scheduler", client.scheduler.address]
     process = subprocess.Popen([sys.executable, "-m", "nnscratch", "sweep", *flags], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
