@@ -5,12 +5,14 @@ The CLI cases run the real command in a subprocess.
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
 import time
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +321,45 @@ def test_predict_flags_pictures_without_a_digit_as_uncertain(tmp_path):
     after = {os.path.basename(lines[i].split(":")[0]): lines[i + 1] for i in range(1, len(lines) - 1, 2)}
     assert "uncertain" not in after["seven.png"] and "confidence" in after["seven.png"]
     assert all("uncertain: " in after[name] for name in ("noise.png", "line.png", "frame.png", "shadow.png"))
+
+
+# --------------------------------------------------------------------- a first run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_drawing_example_is_shipped_and_reads_as_a_seven(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    assert "$ python examples/draw_seven.py" in readme
+    made = subprocess.run([sys.executable, str(REPO / "examples" / "draw_seven.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and made.stdout.strip() == "wrote my_seven.png"
+    result = run("predict", tmp_path / "my_seven.png", "--json")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)
+    assert entry["label"] == 7 and not entry["uncertain"]
+
+
+def test_docs_name_only_files_that_exist():
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        for target in re.findall(r"\]\(([^)#:\s]+)\)", text):  # markdown links to files
+            assert (doc.parent / target).exists(), (doc.name, target)
+        for script in re.findall(r"^\$ (?:\.venv/bin/)?python ([\w/.-]+\.py)", text, re.M):
+            assert (REPO / script).exists(), (doc.name, script)
+        assert "DESIGN.md" not in text or (REPO / "DESIGN.md").exists(), doc.name
+
+
+def test_readme_and_docs_agree_on_the_cost_of_a_batch_gradient():
+    from nnscratch.calculus import numerical_gradient_batch
+
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x[0] ** 2 + x[1] ** 2 + x[2]
+
+    numerical_gradient_batch(f, np.zeros((3, 4, 4)))
+    assert len(calls) == 2 * 3 + 1
+    assert "2·D + 1 calls" in (REPO / "README.md").read_text()
+    assert "2D + 1` calls" in (REPO / "docs" / "numerical-differentiation.md").read_text()

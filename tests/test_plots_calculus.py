@@ -160,3 +160,14 @@ def test_tangent_of_a_scalar_only_function():
     fig = plots.plot_tangent(math.sin, 1.0, x_range=(0.0, 3.0))
     tx, ty = fig.axes[0].lines[1].get_data()
     assert (ty[-1] - ty[0]) / (tx[-1] - tx[0]) == pytest.approx(math.cos(1.0), rel=1e-8)
+
+
+def test_contours_of_a_round_bowl_are_drawn_round():
+    # x0**2 + x1**2 has circles for contours: one unit must be as long on both axes.
+    descent = plots.draw("descent", "x0**2 + x1**2")
+    assert descent.axes[0].get_aspect() == 1.0
+    panels = plots.draw("learning-rates", "x0**2 + x1**2", lrs="0.1,0.2")
+    assert [ax.get_aspect() for ax in panels.axes] == [1.0, 1.0]
+    # Ranges of very different lengths keep a readable (auto) aspect instead of a sliver.
+    sliver = plots.plot_descent_path(x0_range=(-1, 1), x1_range=(-100, 100))
+    assert sliver.axes[0].get_aspect() == "auto"
