@@ -574,6 +574,16 @@ def test_nnscratch_serve_serves_the_page(tmp_path):
                 time.sleep(0.2)
         status, body = predict(f"http://127.0.0.1:{port}", _png(SEVEN))
         assert status == 200 and body["label"] == 7
+        # No 40 ms stall per answer (Nagle's algorithm meeting delayed ACKs on a keep-alive connection).
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        times = []
+        for _ in range(15):
+            began = time.perf_counter()
+            connection.request("GET", "/api/train")
+            connection.getresponse().read()
+            times.append(time.perf_counter() - began)
+        connection.close()
+        assert statistics.median(times) < 0.035, times
     finally:
         process.terminate()
         out, err = process.communicate(timeout=30)
