@@ -70,7 +70,13 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "io",
     "load_checkpoint": "io",
     "prepare_digit": "imaging",
+    "RunSettings": "runs",
+    "train_run": "runs",
+    "NeuralNetClassifier": "sklearn",
 }
+# Names whose module needs an optional extra: importable by name, but left out of
+# `from nnscratch import *` so that a core-only install can star-import.
+_OPTIONAL = {"NeuralNetClassifier"}
 
 
 def __getattr__(name: str):
@@ -86,4 +92,4 @@ def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(set(_EXPORTS) - _OPTIONAL)
