@@ -243,3 +243,34 @@ def test_any_picture_gives_an_mnist_input_or_a_clear_error(pixels):
     assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
     height, width = ink_box(out[0])
     assert height <= 20 and width <= 20
+
+
+def _encoded(fmt):
+    import io
+
+    buffer = io.BytesIO()
+    picture = Image.new("RGB", (40, 40), "white")
+    ImageDraw.Draw(picture).line([(10, 5), (30, 5), (15, 35)], fill="black", width=4)
+    picture.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+_ENCODED = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(_ENCODED)), st.data())
+def test_damaged_files_of_every_format_give_a_clear_error(tmp_path_factory, fmt, data):
+    """Flipped bytes or a cut anywhere in a real file: an MNIST input or an ImageInputError."""
+    raw = bytearray(_ENCODED[fmt])
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    raw = raw[:data.draw(st.integers(1, len(raw)))]
+    path = tmp_path_factory.mktemp("damaged") / f"damaged.{fmt.lower()}"
+    path.write_bytes(bytes(raw))
+    try:
+        out = prepare_digit(path)
+    except ImageInputError as exc:
+        assert "damaged." in str(exc)
+    else:
+        assert out.shape == (1, 28, 28) and np.isfinite(out).all()

@@ -153,6 +153,9 @@ def _open_image(source):
                               f"{MAX_PIXELS // 10**6} megapixels)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageInputError(f"{name}: cannot read image: {_short(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many kinds on a damaged file
+        raise ImageInputError(f"{name}: cannot read image ({type(exc).__name__}: {_short(exc, 100)}); "
+                              "the file is damaged or not an image") from exc
     return image
 
 
