@@ -199,11 +199,6 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
                                     "'.', '_' and '-' (GET /api/models lists them)")
         return model_id
 
-    async def drawing_of(request: Request):
-        kind = request.headers.get("content-type")
-        body = await read_body(request)
-        return await run_in_threadpool(parse_body, kind, body)
-
     # ------------------------------------------------------------ the page
     def static_response(name: str):
         return Response(static[name], media_type=STATIC_FILES[name],
@@ -254,10 +249,14 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         d score(label) / d pixel by the model's backward) and ``filters``.
         """
         model_id = check_model_id(model or default_id or "")
-        loaded = await run_in_threadpool(catalog.get, model_id)
-        drawing = await drawing_of(request)
-        stages = await run_in_threadpool(answers.prepare, drawing)
-        return await run_in_threadpool(answers.answer, loaded, stages, details=details)
+        kind = request.headers.get("content-type")
+        body = await read_body(request)
+
+        def read():   # one trip to a worker thread: a thread hand-off costs most on a busy machine
+            loaded = catalog.get(model_id)
+            return answers.answer(loaded, answers.prepare(parse_body(kind, body)), details=details)
+
+        return await run_in_threadpool(read)
 
     # ------------------------------------------------------------ the user's digits
     @app.get("/api/digits", summary="How many of your own digits are saved", responses=_ERRORS)
@@ -271,13 +270,17 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
     async def save_digit(request: Request, label: int = Query(..., ge=0, le=9, description="the true digit")):
         """Prepare the drawing as for reading and append it with ``label`` to the folder
         of your own digits (IDX files in MNIST's layout, for ``nnscratch evaluate --data``)."""
-        drawing = await drawing_of(request)
-        stages = await run_in_threadpool(answers.prepare, drawing)
-        if stages.blank:
-            raise BadInput(422, "the drawing is empty: draw a digit before saving it")
-        total = await run_in_threadpool(folder.append, stages.field, label)
-        counts = await run_in_threadpool(folder.counts)
-        return {"saved": label, "total": total, "counts": counts}
+        kind = request.headers.get("content-type")
+        body = await read_body(request)
+
+        def save():
+            stages = answers.prepare(parse_body(kind, body))
+            if stages.blank:
+                raise BadInput(422, "the drawing is empty: draw a digit before saving it")
+            total = folder.append(stages.field, label)
+            return {"saved": label, "total": total, "counts": folder.counts()}
+
+        return await run_in_threadpool(save)
 
     # ------------------------------------------------------------ training
     @app.get("/api/train", summary="The training run started from the page", responses=_ERRORS)
