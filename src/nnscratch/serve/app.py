@@ -21,16 +21,18 @@ before being decoded.
 import asyncio
 import json
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 
+from nnscratch import __version__
 from nnscratch.errors import ConfigError, ImageInputError, ModelFileError, NnscratchError, ShapeError
 from nnscratch.extras import require
 
 from . import answer as answers
 from .catalog import PRETRAINED_ID, ModelCatalog, UnknownModelError
 from .digits import DigitFolder
-from .inputs import IMAGE_TYPES, JSON_TYPE, MAX_BODY_BYTES, BadInput, parse_body
+from .inputs import MAX_BODY_BYTES, BadInput, parse_body, parse_json
 from .training import TrainingJob
 
 __all__ = ["create_app"]
@@ -40,6 +42,7 @@ log = logging.getLogger("nnscratch.serve")
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
 MAX_MODEL_ID = 120
+_MODEL_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_MODEL_ID}}}")
 
 # The request bodies of POST /api/predict and /api/digits, for the OpenAPI document.
 _PIXELS_SCHEMA = {"type": "array", "minItems": 28, "maxItems": 28,
@@ -101,7 +104,7 @@ def _static(name: str) -> bytes:
 
 
 def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: bool = True,
-               max_body_bytes: int = MAX_BODY_BYTES, train_limit_s: float | None = None):
+               max_body_bytes: int = MAX_BODY_BYTES):
     """The FastAPI application of the drawing page.
 
     Parameters
@@ -118,14 +121,13 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
     max_body_bytes : int
         Larger request bodies are refused with 413.
     """
-    fastapi = require("fastapi", "serve", "the drawing page (nnscratch serve)")
+    require("fastapi", "serve", "the drawing page (nnscratch serve)")
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    del fastapi
     catalog = ModelCatalog(models, runs_dir, pretrained=pretrained)
     folder = DigitFolder(digits_dir)
     job = TrainingJob(Path(runs_dir), catalog)
@@ -134,7 +136,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
 
     app = FastAPI(
         title="nnscratch drawing page",
-        version=__import__("nnscratch").__version__,
+        version=__version__,
         description="Draw a digit and watch a from-scratch NumPy network read it, layer by layer.",
         docs_url=None, redoc_url=None,   # the interactive docs would load scripts from a CDN
     )
@@ -194,7 +196,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         return b"".join(chunks)
 
     def check_model_id(model_id: str) -> str:
-        if len(model_id) > MAX_MODEL_ID or not all(c.isalnum() or c in "._-" for c in model_id) or not model_id:
+        if not _MODEL_ID.fullmatch(model_id):
             raise UnknownModelError(f"unknown model id {model_id[:MAX_MODEL_ID]!r}: ids are letters, digits, "
                                     "'.', '_' and '-' (GET /api/models lists them)")
         return model_id
@@ -304,8 +306,6 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         body = await read_body(request)
         settings = {}
         if body.strip():
-            from .inputs import parse_json
-
             settings = parse_json(body)
             if not isinstance(settings, dict):
                 raise BadInput(422, "the JSON body must be an object of run settings")
@@ -349,5 +349,4 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    app.state.media_types = (*IMAGE_TYPES, JSON_TYPE)
     return app
