@@ -516,6 +516,7 @@ def test_one_run_at_a_time_and_stop(tmp_path):
     ({"optimizer": "magic"}, "optimizer"),
     ({"lr": "fast"}, "lr"),
     ({"lr": -1}, "lr"),
+    ({"batch_size": 1}, "batch_size"),
     ([1], "object"),
 ])
 def test_bad_run_settings_are_422(tmp_path, settings, words):

@@ -298,6 +298,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
                                  "maxItems": 4},
                       "epochs": {"type": "integer", "minimum": 1, "maximum": 20},
                       "limit": {"type": "integer", "minimum": 100, "maximum": 60000},
+                      "batch_size": {"type": "integer", "minimum": 10, "maximum": 1000},
                       "optimizer": {"type": "string"},
                       "lr": {"type": "number"}}}}}}})
     async def train_start(request: Request):

@@ -133,6 +133,9 @@ class TrainingJob:
         limit = settings.get("limit")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 100 <= limit <= 60000):
             raise BadInput(422, f"limit must be an integer from 100 to 60000, got {limit!r}")
+        batch = settings.get("batch_size")
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 10 <= batch <= 1000:
+            raise BadInput(422, f"batch_size must be an integer from 10 to 1000 from the page, got {batch!r}")
         hidden = settings.get("hidden")
         if hidden is not None and (not isinstance(hidden, list) or not 1 <= len(hidden) <= 4 or any(
                 isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 1024 for h in hidden)):
