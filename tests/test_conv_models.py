@@ -274,3 +274,27 @@ def test_filter_and_misclassified_plots(tmp_path):
         plot_misclassified(net, x, t, tmp_path / "none.png", max_images=0)
     with pytest.raises(ConfigError, match="nothing to show"):
         plot_misclassified(net, x[:1], net.predict(x[:1]).argmax(axis=1), tmp_path / "none.png")
+
+
+def test_fast_layers_and_the_books_give_the_same_network_gradients():
+    """A whole DeepConvNet (float64) with the book's convolution and pooling against the fast paths."""
+    from nnscratch.layers.conv import Convolution, Pooling
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 1, 12, 12))
+    t = np.array([2, 0, 1])
+    results = []
+    for fast in (True, False):
+        net = DeepConvNet(input_dim=(1, 12, 12), conv_param_1=tiny(2), conv_param_2=tiny(3), conv_param_3=tiny(3),
+                          conv_param_4={"filter_num": 3, "filter_size": 3, "pad": 2, "stride": 1},
+                          conv_param_5=tiny(4), conv_param_6=tiny(4), hidden_size=6, output_size=3,
+                          seed=4, dtype="float64")
+        for layer in net.layers.values():
+            if isinstance(layer, (Convolution, Pooling)):
+                layer.fast = fast
+        results.append((net.gradient(x, t), net.predict(x), net.input_gradient(x, t)))
+    (g_fast, y_fast, dx_fast), (g_book, y_book, dx_book) = results
+    np.testing.assert_allclose(y_fast, y_book, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_fast, dx_book, rtol=1e-10, atol=1e-12)
+    for key in g_book:
+        np.testing.assert_allclose(g_fast[key], g_book[key], rtol=1e-10, atol=1e-12, err_msg=key)
