@@ -232,6 +232,18 @@ def test_size_like_flags_are_bounded(tmp_path, args, fragment):
     assert not (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.parametrize("args", [["plot", "surface", "--out"], ["show", "--png"],
+                                  ["evaluate", "--limit", "5", "--plot"]])
+def test_outputs_are_never_written_over_a_pipe_or_device(tmp_path, args):
+    # Files are written to a temporary name and renamed over the target: as root, that
+    # once replaced /dev/null with a PNG. A FIFO stands in for the device here.
+    target = tmp_path / "out.png"
+    os.mkfifo(target)
+    assert_one_line_error(run(*args, target, timeout=60), "out.png is not a regular file")
+    assert not target.is_file() and target.is_fifo()
+    assert_one_line_error(run(*args, tmp_path, timeout=60), "is a directory")
+
+
 def test_show_accepts_the_api_style_name(tmp_path):
     shades = run("show", "--style", "shades")
     shaded = run("show", "--style", "shaded")

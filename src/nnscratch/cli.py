@@ -237,6 +237,8 @@ def cmd_evaluate(args) -> int:
 
     if args.limit is not None and args.limit < 1:  # checked before the model and data load
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    if args.plot:
+        _check_output_file(args.plot, "--plot")
     model, source = _load_model_arg(args.model)
     if args.data is not None:
         x, t = _load_digit_folder(args.data, flatten=not _wants_images(model), limit=args.limit)
@@ -333,6 +335,23 @@ def cmd_predict(args) -> int:
 # ============================================================================ show
 
 
+def _check_output_file(path, flag: str) -> None:
+    """An output path must be a new or a regular file: files are written to a temporary
+    name and renamed over the target, which would replace a device such as /dev/null."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot use it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{flag} {path} is a directory; give a file name such as {Path(path) / 'figure.png'}")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{flag} {path} is not a regular file (a device, pipe or socket); give a file name")
+
+
 SHOW_MAX_TEXT = 1000   # images printed by one `show`
 SHOW_MAX_PNG = 400     # images in one --png grid (40 rows of 10)
 
@@ -341,6 +360,8 @@ def cmd_show(args) -> int:
     import numpy as np
 
     # Bounded before anything is loaded: a grid of 500,000 digits would need gigabytes.
+    if args.png:
+        _check_output_file(args.png, "--png")
     most = SHOW_MAX_PNG if args.png else SHOW_MAX_TEXT
     if args.index is None and not 1 <= args.count <= most:
         raise ConfigError(f"--count must be from 1 to {most}{' with --png' if args.png else ''}, got {args.count}")
@@ -399,6 +420,7 @@ def cmd_plot(args) -> int:
 
     options = {name: getattr(args, name) for name in PLOT_OPTIONS if getattr(args, name) is not None}
     out = Path(args.out or f"{args.kind}.png")
+    _check_output_file(out, "--out")
     calculus.draw(args.kind, args.function, out_path=out, **options)
     _say(f"{args.kind}: {args.function or calculus.DEFAULT_EXPRESSIONS[args.kind]} -> {out}")
     return 0
