@@ -289,6 +289,16 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length_before_it_is_s
     assert time.monotonic() - started < 5
 
 
+def test_a_body_that_stops_arriving_is_answered_408(run_folder, tmp_path):
+    with running_server(runs_dir=run_folder, digits_dir=tmp_path, body_timeout_s=1.0) as (base, app):
+        head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 5000\r\n\r\n")
+        started = time.monotonic()
+        status, data = _raw(base, head, b"\x89PNG" + b"\x00" * 100)      # then nothing more
+        assert status == 408 and b"did not arrive" in data
+        assert time.monotonic() - started < 10
+
+
 def test_a_chunked_body_over_the_limit_is_refused_while_read(server):
     base, _, _ = server
     host, port = base.removeprefix("http://").split(":")

@@ -42,6 +42,7 @@ log = logging.getLogger("nnscratch.serve")
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
 MAX_MODEL_ID = 120
+BODY_TIMEOUT_S = 30.0
 _MODEL_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_MODEL_ID}}}")
 
 # The request bodies of POST /api/predict and /api/digits, for the OpenAPI document.
@@ -96,7 +97,7 @@ _READING = {
 _ERROR = {"description": "what is wrong with the request",
           "content": {"application/json": {"schema": {
               "type": "object", "required": ["detail"], "properties": {"detail": {}}}}}}
-_ERRORS = {code: _ERROR for code in (400, 404, 409, 413, 415, 422)}
+_ERRORS = {code: _ERROR for code in (400, 404, 408, 409, 413, 415, 422)}
 
 
 def _static(name: str) -> bytes:
@@ -104,7 +105,7 @@ def _static(name: str) -> bytes:
 
 
 def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: bool = True,
-               max_body_bytes: int = MAX_BODY_BYTES):
+               max_body_bytes: int = MAX_BODY_BYTES, body_timeout_s: float = BODY_TIMEOUT_S):
     """The FastAPI application of the drawing page.
 
     Parameters
@@ -120,6 +121,8 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         Offer the bundled DeepConvNet.
     max_body_bytes : int
         Larger request bodies are refused with 413.
+    body_timeout_s : float
+        A body not received in full within this many seconds is answered with 408.
     """
     require("fastapi", "serve", "the drawing page (nnscratch serve)")
     from fastapi import FastAPI, Query, Request
@@ -188,11 +191,15 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
             if int(length) > max_body_bytes:
                 raise BadInput(413, f"the body is {int(length):,} bytes; at most {max_body_bytes:,} are accepted")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise BadInput(413, f"the body is over {max_body_bytes:,} bytes, the most accepted")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(body_timeout_s):   # a client that stops sending is not waited for
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise BadInput(413, f"the body is over {max_body_bytes:,} bytes, the most accepted")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BadInput(408, f"the body did not arrive within {body_timeout_s:g} s") from None
         return b"".join(chunks)
 
     def check_model_id(model_id: str) -> str:
