@@ -53,11 +53,12 @@ def _run(code, **env):
                           env={**os.environ, **env})
 
 
-def test_num_threads_from_the_environment():
+@pytest.mark.parametrize("channels", [1, 3])  # one channel takes the first layer's path, which has no chunks
+def test_num_threads_from_the_environment(channels):
     code = ("import numpy as np; from nnscratch.layers.conv import Convolution, get_num_threads;"
             "rng = np.random.default_rng(0);"
-            "c = Convolution(rng.standard_normal((4, 3, 3, 3)), np.zeros(4), pad=1);"
-            "out = c.forward(rng.standard_normal((8, 3, 6, 6))); c.backward(np.ones_like(out));"
+            f"c = Convolution(rng.standard_normal((4, {channels}, 3, 3)), np.zeros(4), pad=1);"
+            f"out = c.forward(rng.standard_normal((8, {channels}, 6, 6))); c.backward(np.ones_like(out));"
             "print(get_num_threads(), out.shape)")
     done = _run(code, NNSCRATCH_NUM_THREADS="2")
     assert done.returncode == 0, done.stderr

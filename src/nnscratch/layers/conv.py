@@ -393,6 +393,7 @@ class Convolution(Layer):
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
         x = self._check_forward(x)
+        get_num_threads()  # a bad NNSCRATCH_NUM_THREADS is an error at the first convolution, whatever its path
         return self._forward_fast(x) if self.fast else self.forward_book(x)
 
     def backward(self, dout) -> np.ndarray | None:
