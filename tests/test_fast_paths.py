@@ -66,3 +66,13 @@ def test_num_threads_from_the_environment(channels):
     bad = _run(code, NNSCRATCH_NUM_THREADS="many")
     assert bad.returncode != 0
     assert "ConfigError: NNSCRATCH_NUM_THREADS must be an integer from 1 to 64, got 'many'" in bad.stderr
+
+
+def test_cli_says_a_bad_thread_count_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "train", "--model", "simple-cnn", "--epochs", "1",
+                           "--limit", "200", "--no-plots", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NNSCRATCH_NUM_THREADS": "0"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "error: NNSCRATCH_NUM_THREADS must be an integer from 1 to 64, got '0'"
+    assert "Traceback" not in done.stdout + done.stderr
