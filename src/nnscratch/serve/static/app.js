@@ -334,11 +334,13 @@
     else if (!state.model && body.default) $("model").value = body.default;
     state.model = $("model").value || null;
     state.compare = $("compare").value;
+    $("reading-2").classList.toggle("idle", !state.compare);
   }
 
   $("model").addEventListener("change", () => { state.model = $("model").value; scheduleReading(true); });
   $("compare").addEventListener("change", () => {
     state.compare = $("compare").value;
+    $("reading-2").classList.toggle("idle", !state.compare);
     if (!state.compare) {
       $("prediction-2").textContent = "·";
       $("prediction-2").className = "digit empty";
