@@ -622,3 +622,23 @@ def test_nnscratch_serve_on_a_port_in_use_is_one_error_line(tmp_path):
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "error: " in result.stderr and str(port) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_digit_folder_left_uneven_by_a_crash_is_evened_by_the_next_save(tmp_path):
+    from nnscratch.datasets.idx import read_idx, write_idx
+    from nnscratch.errors import DatasetError
+    from nnscratch.serve.digits import DigitFolder, read_digit_folder
+
+    images = np.arange(3 * 28 * 28, dtype=np.uint32).reshape(3, 28, 28) % 251
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images.astype(np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([4, 5], np.uint8))   # the third label never landed
+    with pytest.raises(DatasetError, match="3 images but 2 labels"):
+        read_digit_folder(tmp_path)
+    field = np.zeros((28, 28))
+    field[5:20, 14] = 1.0
+    assert DigitFolder(tmp_path).append(field, 1) == 3
+    saved_images, saved_labels = read_digit_folder(tmp_path)
+    assert saved_labels.tolist() == [4, 5, 1]
+    assert np.array_equal(saved_images[:2], images[:2].astype(np.uint8))
+    assert saved_images[2, 5:20, 14].tolist() == [255] * 15 and saved_images[2].sum() == 255 * 15
+    assert read_idx(tmp_path / "t10k-images-idx3-ubyte").shape == (3, 28, 28)
