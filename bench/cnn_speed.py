@@ -179,14 +179,14 @@ def main():
                       f"{statistics.median(ratios):15.2f}  ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
             if "nnscratch 1 thr" in times:
                 ratios = [a / b for a, b in zip(times["nnscratch"], times["nnscratch 1 thr"])]
-                print(f"{model_name:<14} nnscratch {args.threads} threads / 1 thread: median {statistics.median(ratios):.2f} "
-                      f"({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+                print(f"{model_name:<14} nnscratch {args.threads} threads / 1 thread: "
+                      f"median {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
 
     if args.no_memory:
         return
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(blas),
                NNSCRATCH_NUM_THREADS=str(args.threads))
-    print(f"\npeak memory of a fresh process building the net and taking 5 steps")
+    print("\npeak memory of a fresh process building the net and taking 5 steps")
     print(f"{'model':<14} {'side':<10} {'peak RSS MB':>12} {'traced peak MB':>15}")
     for model_name in args.models:
         for framework in ("nnscratch", "torch"):
