@@ -704,7 +704,7 @@ class Pooling(_Pool2d):
         dout = dout.transpose(0, 2, 3, 1)
 
         pool_size = self.pool_h * self.pool_w
-        dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype)
+        dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype, like=dout)
         dmax[np.arange(arg_max.size), arg_max.flatten()] = dout.flatten()
         dmax = dmax.reshape(dout.shape + (pool_size,))
         dcol = dmax.reshape(dmax.shape[0] * dmax.shape[1] * dmax.shape[2], -1)
