@@ -336,3 +336,27 @@ def test_atomic_write_on_a_full_disk_names_the_file(tmp_path):
             with atomic_write(target, "wb") as f:
                 f.write(b"x" * 1_000_000)
         assert list(disk.iterdir()) == []
+
+
+def test_trainer_takes_misaligned_data_into_aligned_memory():
+    """Arrays from some buffers (e.g. Dask's transfers) are misaligned; NumPy then skips BLAS."""
+    x, t = small_data(n=60)
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, dtype=np.float32, count=x.size, offset=1).reshape(x.shape)
+    misaligned[...] = x
+    assert not misaligned.flags.aligned
+    trainer = Trainer(MultiLayerNet(20, [4], 3, seed=0), "sgd", misaligned, t, epochs=1)
+    assert trainer.x_train.flags.aligned and np.array_equal(trainer.x_train, x)
+
+
+def test_trainer_without_shuffling_keeps_the_given_order():
+    x, t = small_data(n=40)
+    seen = []
+
+    class Batches:
+        def on_batch_end(self, trainer, iteration, loss):
+            seen.append(trainer._permutation[(trainer.batch_index - 1) * 10:trainer.batch_index * 10].copy())
+
+    Trainer(MultiLayerNet(20, [4], 3, seed=0), "sgd", x, t, epochs=2, batch_size=10, shuffle=False,
+            callbacks=[Batches()]).fit()
+    assert np.array_equal(np.concatenate(seen), np.tile(np.arange(40), 2))

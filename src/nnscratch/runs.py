@@ -378,7 +378,7 @@ class FitResult:
 
 def fit(settings: RunSettings, data, *, callbacks=(), model=None, optimizer=None, input_shape=None,
         n_classes: int | None = None, eval_samples: int | None = TRAIN_ACC_SAMPLES,
-        explosion_guard: bool = True) -> FitResult:
+        explosion_guard: bool = True, shuffle: bool = True) -> FitResult:
     """Train in memory, writing nothing: the engine of the estimator and of sweeps.
 
     Parameters
@@ -401,6 +401,8 @@ def fit(settings: RunSettings, data, *, callbacks=(), model=None, optimizer=None
         Training accuracy per epoch on this many training samples (None: all).
     explosion_guard : bool
         Stop with :class:`~nnscratch.errors.TrainingDivergedError` when the loss explodes.
+    shuffle : bool
+        A new order of the training samples every epoch (False: as given).
     """
     from nnscratch.training import ExplosionGuard, Trainer
 
@@ -429,7 +431,7 @@ def fit(settings: RunSettings, data, *, callbacks=(), model=None, optimizer=None
                       None if t_val is None else np.asarray(t_val),
                       epochs=s.epochs, batch_size=s.batch_size, seed=s.seed,
                       evaluate_sample_num_per_epoch=None if eval_samples is None else min(eval_samples, len(x_train)),
-                      augment=build_augment(s, model_shape), callbacks=callbacks)
+                      augment=build_augment(s, model_shape), shuffle=shuffle, callbacks=callbacks)
     with np.errstate(over="ignore", invalid="ignore"):
         history = trainer.fit()
     return FitResult(model, optimizer, history, trainer)

@@ -415,12 +415,13 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ training
     def _train(self, settings, x, labels, x_val, t_val, *, epochs, incremental):
-        monitor = _EpochMonitor(self, incremental, shuffle=self.shuffle)
+        monitor = _EpochMonitor(self, incremental)
         settings = replace(settings, epochs=epochs, seed=int(self._rng.integers(np.iinfo(np.int32).max)))
         # eval_samples=1: the per-epoch training accuracy is not reported, so measure it on one sample.
         try:
             fit(settings, (x, labels, x_val, t_val), callbacks=[monitor], model=self.model_,
-                optimizer=self._optimizer, n_classes=self.model_.output_size, eval_samples=1)
+                optimizer=self._optimizer, n_classes=self.model_.output_size, eval_samples=1,
+                shuffle=self.shuffle)
         except TrainingDivergedError as exc:
             # The Trainer's message speaks of the command line's --lr; say it in this API's names.
             what = str(exc).split(" with learning rate")[0]
@@ -493,20 +494,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 class _EpochMonitor:
     """Trainer callback: loss curve, validation scores and MLPClassifier's stopping rule."""
 
-    def __init__(self, estimator, incremental, shuffle):
+    def __init__(self, estimator, incremental):
         self.est = estimator
         self.incremental = incremental
-        self.shuffle = shuffle
         self.stopped = False
         self.best_state = None
-
-    def _fix_order(self, trainer):
-        if not self.shuffle:
-            # The Trainer draws a permutation when it has none for the epoch: give it the identity.
-            trainer._permutation = np.arange(len(trainer.x_train))
-
-    def on_train_begin(self, trainer):
-        self._fix_order(trainer)
 
     def on_epoch_end(self, trainer, epoch, record):
         est = self.est
@@ -538,8 +530,6 @@ class _EpochMonitor:
                       f"{est.n_iter_no_change} consecutive epochs. Stopping.", flush=True)
             self.stopped = True
             trainer.request_stop()
-            return
-        self._fix_order(trainer)
 
 
 def _snapshot(model) -> dict:

@@ -278,6 +278,8 @@ class Trainer:
     evaluate_sample_num_per_epoch : int, optional
         Measure train accuracy on the first this-many training samples only
         (as the book); the test set is always evaluated whole.
+    shuffle : bool, default True
+        Draw a new order of the training set every epoch; False keeps the given order.
     augment : callable, optional
         ``augment(x_batch, rng) -> x_batch``, applied to every training batch
         with the trainer's Generator (so resuming stays exact).
@@ -310,7 +312,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, x_train, t_train, x_test=None, t_test=None, *,
                  epochs: int = 20, batch_size: int = 100, seed: int = 0,
-                 evaluate_sample_num_per_epoch: int | None = None, augment=None,
+                 evaluate_sample_num_per_epoch: int | None = None, augment=None, shuffle: bool = True,
                  callbacks=(), lr_schedule=None, drop_last: bool = False,
                  verbose: bool = False, eval_batch_size: int = 1000, optimizer_param: dict | None = None):
         if not getattr(model, "params", None) or not hasattr(model, "loss_and_gradient"):
@@ -349,6 +351,7 @@ class Trainer:
             if fn is not None and not callable(fn):
                 raise ConfigError(f"{name} must be callable or None, got {fn!r}")
         self.augment = augment
+        self.shuffle = bool(shuffle)
         self.lr_schedule = lr_schedule
         self.callbacks = list(callbacks)
         self.drop_last = bool(drop_last)
@@ -408,7 +411,9 @@ class Trainer:
                              f"to [0, 1], e.g. load_mnist(normalize=True))")
         if t.ndim == 1 and not np.issubdtype(t.dtype, np.integer):
             raise ShapeError(f"{t_name} labels must be integers, got dtype {t.dtype}")
-        x = np.asarray(x, dtype=self.dtype)
+        # Aligned memory: NumPy hands misaligned arrays (e.g. some deserialised buffers)
+        # to slow loops instead of BLAS.
+        x = np.require(np.asarray(x, dtype=self.dtype), requirements="A")
         # Bad data would otherwise surface as a "diverged" loss blamed on the learning rate.
         bad = np.size(x) - int(np.count_nonzero(np.isfinite(x)))
         if bad:
@@ -464,7 +469,8 @@ class Trainer:
     def _run_epoch(self) -> None:
         epoch_number = self.epoch + 1
         if self._permutation is None:
-            self._permutation = self._rng.permutation(len(self.x_train))
+            self._permutation = (self._rng.permutation(len(self.x_train)) if self.shuffle
+                                 else np.arange(len(self.x_train)))
             self.batch_index = 0
             self._epoch_seconds = 0.0
         if self.lr_schedule is not None:
