@@ -214,7 +214,7 @@ def test_a_fully_transparent_picture_says_so():
     (["evaluate", "--limit", "0"], "--limit must be at least 1"),
     (["plot", "surface", "--num", "1000000"], "num must be an integer from 2 to 1,000"),
     (["plot", "surface", "--num", "0"], "num must be an integer from 2"),
-    (["plot", "descent", "--step-num", "1000000000"], "step_num must be an integer from 1 to 100,000"),
+    (["plot", "descent", "--step-num", "1000000000"], "step_num must be an integer from 1 to 10,000"),
     (["plot", "surface", "--cmap", "nope"], "cmap must be a matplotlib colormap"),
     (["plot", "surface", "--x0-range=-1e308,1e308"], "x0_range"),
     (["plot", "descent", "--x1-range=3,-3"], "lower to a higher"),

@@ -67,7 +67,7 @@ LIMITS = {
     "num_curve": 100_000,   # points of the tangent's curve
     "num_grid": 1_000,      # grid points per axis of a surface
     "arrows": 200,          # arrows per axis of a gradient field
-    "step_num": 100_000,    # gradient-descent steps
+    "step_num": 10_000,     # gradient-descent steps (8 panels of 10,000: a few seconds)
     "levels": 200,          # contour lines
     "lrs": 8,               # panels of learning-rates
     "coordinate": 1e6,      # largest |value| of a range, a point or a starting point
