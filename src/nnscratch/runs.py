@@ -32,7 +32,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -146,7 +146,7 @@ class RunSettings:
 
     # field -> check(value) returning None or what is wrong (scikit-learn's
     # _parameter_constraints, as plain functions).
-    CONSTRAINTS: Any = field(default=None, init=False, repr=False, compare=False)
+    CONSTRAINTS: ClassVar[dict[str, Callable[[Any], str | None]]]
 
     def resolved(self) -> "RunSettings":
         """A checked copy with the defaults that depend on other fields filled in."""
