@@ -260,3 +260,27 @@ def test_train_view_runs_and_adds_the_model_to_the_picker(server, browser):
     assert any(text.startswith("page-mlp-") for text in options)
     watch.check()
     ctx.close()
+
+
+def test_a_pen_draws_too(server, browser):
+    base, _ = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 800, "height": 900})
+    page.evaluate("""() => { window.__kinds = [];
+        document.querySelector('[data-testid=canvas]').addEventListener('pointerdown',
+            e => window.__kinds.push(e.pointerType)); }""")
+    cdp = ctx.new_cdp_session(page)
+    box = canvas_box(page)
+    x = box["x"] + 0.5 * box["width"]
+
+    def pen(kind, y, **extra):
+        cdp.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": box["y"] + y * box["height"],
+                                              "pointerType": "pen", "button": "left", "force": 0.8, **extra})
+
+    pen("mousePressed", 0.15, clickCount=1)
+    for k in range(1, 15):
+        pen("mouseMoved", 0.15 + 0.05 * k, buttons=1)
+    pen("mouseReleased", 0.85, clickCount=1)
+    playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
+    assert page.evaluate("window.__kinds") == ["pen"]
+    watch.check()
+    ctx.close()
