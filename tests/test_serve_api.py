@@ -642,3 +642,29 @@ def test_a_digit_folder_left_uneven_by_a_crash_is_evened_by_the_next_save(tmp_pa
     assert np.array_equal(saved_images[:2], images[:2].astype(np.uint8))
     assert saved_images[2, 5:20, 14].tolist() == [255] * 15 and saved_images[2].sum() == 255 * 15
     assert read_idx(tmp_path / "t10k-images-idx3-ubyte").shape == (3, 28, 28)
+
+
+def test_the_catalog_keeps_a_bounded_number_of_models_and_reloads_a_changed_file(tmp_path):
+    from nnscratch import io as nnio
+    from nnscratch.models import MultiLayerNet
+    from nnscratch.serve import catalog as catalog_module
+
+    runs = tmp_path / "runs"
+    for k in range(catalog_module.MAX_LOADED + 3):
+        (runs / f"r{k:02d}").mkdir(parents=True)
+        nnio.save_model(MultiLayerNet(784, [5], 10, seed=k), runs / f"r{k:02d}" / "model.npz")
+    catalog = catalog_module.ModelCatalog((), runs, pretrained=False)
+    ids = [entry["id"] for entry in catalog.refresh()]
+    first = catalog.get(ids[0])
+    for model_id in ids:
+        catalog.get(model_id)
+    assert len(catalog._loaded) == catalog_module.MAX_LOADED
+    assert ids[0] not in catalog._loaded               # the least recently used went first
+    # A run folder's model rewritten (a new run of the same name): the new weights are used.
+    path = runs / ids[-1].removeprefix("run-") / "model.npz"
+    before = catalog.get(ids[-1]).model
+    nnio.save_model(MultiLayerNet(784, [5], 10, seed=999), path)
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    after = catalog.get(ids[-1]).model
+    assert after is not before and not np.array_equal(after.params["W1"], before.params["W1"])
+    assert first is not catalog.get(ids[0])            # loaded again when asked again

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ MODEL_FILE = "model.npz"
 _RUNS_DEPTH = 2
 # At most this many run models are listed (newest first).
 MAX_RUN_MODELS = 200
+# At most this many models are kept in memory; the least recently used goes first.
+MAX_LOADED = 12
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -73,7 +76,7 @@ class ModelCatalog:
                 raise ModelFileError(f"{path}: no such model file")
             self._given.append(path.resolve())
         self._lock = threading.Lock()
-        self._loaded: dict[str, LoadedModel] = {}
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._paths: dict[str, Path | None] = {}
         self._info: dict[str, dict] = {}
 
@@ -147,6 +150,7 @@ class ModelCatalog:
             mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
             cached = self._loaded.get(model_id)
             if cached is not None and cached.mtime_ns == mtime:
+                self._loaded.move_to_end(model_id)
                 return cached
         from nnscratch import io as nnio
 
@@ -158,6 +162,9 @@ class ModelCatalog:
         loaded = LoadedModel(model_id, model, mtime, info=info)
         with self._lock:
             self._loaded[model_id] = loaded
+            self._loaded.move_to_end(model_id)
+            while len(self._loaded) > MAX_LOADED:
+                self._loaded.popitem(last=False)
             self._info[model_id] = info
         return loaded
 
