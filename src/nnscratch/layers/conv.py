@@ -343,6 +343,11 @@ class Convolution(Layer):
     threads (:func:`set_num_threads`). Set ``compute_input_grad = False`` on
     a network's first layer to skip the (unused) gradient with respect to
     the images.
+
+    One layer object serves one caller at a time: it keeps state from
+    forward to backward and reuses its scratch memory, also in inference,
+    so threads sharing a network must take turns (``nnscratch serve`` holds
+    a lock per model).
     """
 
     fast = True
