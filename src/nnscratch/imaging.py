@@ -167,8 +167,6 @@ def _short(exc, limit: int = 160) -> str:
 def _to_gray(image):
     """A Pillow image -> (grey, alpha): float64 grey levels in [0, 1] with transparency
     shown as white paper, and the alpha channel in [0, 1] (None when opaque)."""
-    from PIL import Image
-
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
         return _array_to_gray(rgba, scale=1.0)
