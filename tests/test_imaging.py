@@ -258,6 +258,7 @@ def _encoded(fmt):
 _ENCODED = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")}
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF:UserWarning", "ignore:Metadata Warning:UserWarning")
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(sorted(_ENCODED)), st.data())
 def test_damaged_files_of_every_format_give_a_clear_error(tmp_path_factory, fmt, data):
@@ -274,3 +275,30 @@ def test_damaged_files_of_every_format_give_a_clear_error(tmp_path_factory, fmt,
         assert "damaged." in str(exc)
     else:
         assert out.shape == (1, 28, 28) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "I;16", "I", "F", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr",
+                                  "HSV", "LAB"])
+def test_large_pictures_of_every_colour_mode_are_reduced_and_read(mode):
+    drawing = Image.new("RGB", (2500, 2200), "white")
+    ImageDraw.Draw(drawing).line([(1250, 300), (1250, 1900)], fill="black", width=250)
+    if mode == "I;16":
+        picture = Image.fromarray((np.asarray(drawing.convert("L"), dtype=np.uint16) * 257))
+    else:
+        picture = drawing.convert(mode) if mode not in ("PA", "LAB") else drawing.convert("RGBA" if mode == "PA" else "RGB")
+        if mode == "PA":
+            picture = picture.convert("P").convert("PA")
+        elif mode == "LAB":
+            from PIL import ImageCms
+
+            picture = ImageCms.applyTransform(picture, ImageCms.buildTransform(
+                ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB"))
+    assert picture.mode == mode
+    try:
+        field = prepare_digit(picture)[0]
+    except ImageInputError as exc:  # a mode that cannot become grey: a clear error, never a crash
+        assert mode in ("LAB", "HSV") and "cannot use this" in str(exc), (mode, exc)
+        return
+    rows = np.flatnonzero(field.max(axis=1) > 0.5)
+    cols = np.flatnonzero(field.max(axis=0) > 0.5)
+    assert rows.size >= 18 and cols.size <= 6, mode  # the tall bar of a "1"

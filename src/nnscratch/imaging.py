@@ -141,7 +141,7 @@ def _open_image(source):
         image.load()
         factor = max(image.size) // _MAX_SIDE
         if factor >= 2:
-            image = image.reduce(factor)
+            image = _reduce(image, factor)
         # Phone photos store their rotation in EXIF rather than in the pixels.
         image = ImageOps.exif_transpose(image)
     except ImageInputError:
@@ -157,6 +157,22 @@ def _open_image(source):
         raise ImageInputError(f"{name}: cannot read image ({type(exc).__name__}: {_short(exc, 100)}); "
                               "the file is damaged or not an image") from exc
     return image
+
+
+def _reduce(image, factor: int):
+    """Block means of factor x factor pixels, in Pillow (which reduces only some modes)."""
+    if image.mode == "P":  # averaging palette indices would be meaningless
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    try:
+        return image.reduce(factor)
+    except ValueError:  # another mode Pillow cannot reduce (e.g. PA, LAB, HSV)
+        return image.convert("RGBA").reduce(factor)
 
 
 def _short(exc, limit: int = 160) -> str:
@@ -348,9 +364,12 @@ def prepare_digit_stages(image) -> DigitStages:
         if pil.width * pil.height > MAX_PIXELS:
             raise ImageInputError(f"{name}: the picture is too large ({pil.width}x{pil.height} pixels; "
                                   f"at most {MAX_PIXELS // 10**6} megapixels)")
-        if max(pil.size) // _MAX_SIDE >= 2:  # reduced in Pillow before any float copy
-            pil = pil.reduce(max(pil.size) // _MAX_SIDE)
-        gray, alpha = _to_gray(pil)
+        try:
+            if max(pil.size) // _MAX_SIDE >= 2:  # reduced in Pillow before any float copy
+                pil = _reduce(pil, max(pil.size) // _MAX_SIDE)
+            gray, alpha = _to_gray(pil)
+        except (ValueError, OSError) as exc:  # e.g. a colour mode Pillow cannot convert to grey
+            raise ImageInputError(f"{name}: cannot use this {pil.mode} image: {_short(exc)}") from exc
     if gray.size == 0 or min(gray.shape) < 1:
         raise ImageInputError(f"{name}: the image is empty ({gray.shape[1]}x{gray.shape[0]} pixels)")
     if not np.all(np.isfinite(gray)):
