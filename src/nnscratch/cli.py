@@ -530,8 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description="Recognize the digit in each image. Any size, dark ink on light paper or light on\n"
                     "dark: the picture is cropped, scaled to 20x20 and centred like MNIST digits.\n"
-                    "A file that cannot be read gets an error line (exit status 2); the others\n"
-                    "are still read.")
+                    "Each answer comes with its confidence, and is marked uncertain when the model\n"
+                    "hesitates or the picture holds no handwritten stroke (noise, a ruled line,\n"
+                    "a frame, a shadow). A file that cannot be read gets an error line (exit\n"
+                    "status 2); the others are still read.")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--model", metavar="FILE", default=None,
                          help="model file or run directory (default: the pretrained DeepConvNet)")
