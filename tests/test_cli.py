@@ -164,7 +164,7 @@ def test_train_refuses_to_overwrite_a_run(trained, tmp_path):
     assert_one_line_error(result, "already holds a run (loss.png)", "another --out")
     assert "--resume" not in result.stderr
     (tmp_path / "a_file").write_text("x")
-    assert_one_line_error(run("train", "--out", tmp_path / "a_file"), "is a file")
+    assert_one_line_error(run("train", "--out", tmp_path / "a_file"), "is not a directory")
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -360,3 +360,28 @@ def test_trainer_without_shuffling_keeps_the_given_order():
     Trainer(MultiLayerNet(20, [4], 3, seed=0), "sgd", x, t, epochs=2, batch_size=10, shuffle=False,
             callbacks=[Batches()]).fit()
     assert np.array_equal(np.concatenate(seen), np.tile(np.arange(40), 2))
+
+
+@pytest.mark.parametrize("special", ["fifo", "directory", "device"])
+def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path, special):
+    """As root, renaming over /dev/null would turn it into a file for the whole machine."""
+    if special == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    elif special == "directory":
+        target = tmp_path / "folder"
+        target.mkdir()
+    else:
+        target = Path(os.devnull)
+    with pytest.raises(FileWriteError, match="not a regular file|is a directory"):
+        with atomic_write(target, "wb") as f:
+            f.write(b"x")
+    assert os.stat(os.devnull).st_mode & 0o170000 == 0o020000  # still a character device
+    if special != "device":
+        assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left
+
+
+def test_train_into_dev_null_is_refused_and_dev_null_survives(tmp_path):
+    result = nnscratch("train", "--out", os.devnull, "--limit", 100)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert os.stat(os.devnull).st_mode & 0o170000 == 0o020000

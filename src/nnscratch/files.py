@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def _describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _refuse_special(path: Path) -> None:
+    """Renaming over a device, FIFO or socket (say /dev/null, as root) would replace it with a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileWriteError(f"{path}: cannot write: {_describe_os_error(exc)}") from exc
+    if stat.S_ISDIR(mode):
+        raise FileWriteError(f"{path}: is a directory, not a file name")
+    if not stat.S_ISREG(mode):
+        raise FileWriteError(f"{path}: is not a regular file (a device, pipe or socket); "
+                             "nnscratch only replaces regular files")
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     """Open a temporary file next to ``path``; on success it replaces ``path``.
@@ -92,6 +108,9 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     fsynced after it. If anything raises inside the ``with`` block (including
     ``KeyboardInterrupt``) the temporary file is removed and ``path`` is left as
     it was: readers see either the old file or the complete new one.
+
+    A target that exists but is not a regular file (``/dev/null``, a FIFO, a
+    directory) is refused: the rename would replace it.
 
     A failure of the file system itself (a full disk, a read-only or missing
     directory, no permission) raises :class:`~nnscratch.errors.FileWriteError`
@@ -117,6 +136,7 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileWriteError(f"{path}: cannot write, directory {directory} does not exist")
+    _refuse_special(path)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=directory)
     except OSError as exc:

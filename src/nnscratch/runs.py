@@ -493,7 +493,7 @@ class RunDir:
     def check_new(self) -> None:
         """Refuse a path that is a file or already holds a run (other files are left alone)."""
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path} is a file; give a directory")
+            raise ConfigError(f"--out {self.path} is not a directory; give a folder for the run")
         existing = self.existing_run_files()
         if existing:
             resume = (f"resume it with `nnscratch train --resume {self.path}` or "
@@ -506,7 +506,7 @@ class RunDir:
         import fcntl
 
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path} is a file; give a directory")
+            raise ConfigError(f"--out {self.path} is not a directory; give a folder for the run")
         if create and not self.path.exists():
             try:
                 self.path.mkdir(parents=True)
