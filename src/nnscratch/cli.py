@@ -338,18 +338,13 @@ def cmd_predict(args) -> int:
 def _check_output_file(path, flag: str) -> None:
     """An output path must be a new or a regular file: files are written to a temporary
     name and renamed over the target, which would replace a device such as /dev/null."""
-    import stat
+    from nnscratch.errors import FileWriteError
+    from nnscratch.files import check_replaceable
 
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot use it ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(mode):
-        raise ConfigError(f"{flag} {path} is a directory; give a file name such as {Path(path) / 'figure.png'}")
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{flag} {path} is not a regular file (a device, pipe or socket); give a file name")
+        check_replaceable(path)
+    except FileWriteError as exc:
+        raise ConfigError(f"{flag} {exc}; give a file name") from None
 
 
 SHOW_MAX_TEXT = 1000   # images printed by one `show`

@@ -21,7 +21,7 @@ from pathlib import Path
 from nnscratch.errors import FileWriteError
 
 __all__ = ["atomic_write", "write_bytes_atomically", "temporary_names", "remove_temporary_files",
-           "check_writable", "free_bytes"]
+           "check_writable", "check_replaceable", "free_bytes"]
 
 TEMPORARY_SUFFIX = ".tmp"
 
@@ -83,8 +83,13 @@ def _describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _refuse_special(path: Path) -> None:
-    """Renaming over a device, FIFO or socket (say /dev/null, as root) would replace it with a file."""
+def check_replaceable(path) -> None:
+    """Refuse a ``path`` that exists but is not a regular file (FileWriteError).
+
+    Renaming over a device, FIFO or socket (say /dev/null, as root) would replace
+    it with a file; a directory cannot be replaced.
+    """
+    path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -92,9 +97,9 @@ def _refuse_special(path: Path) -> None:
     except OSError as exc:
         raise FileWriteError(f"{path}: cannot write: {_describe_os_error(exc)}") from exc
     if stat.S_ISDIR(mode):
-        raise FileWriteError(f"{path}: is a directory, not a file name")
+        raise FileWriteError(f"{path} is a directory, not a file name")
     if not stat.S_ISREG(mode):
-        raise FileWriteError(f"{path}: is not a regular file (a device, pipe or socket); "
+        raise FileWriteError(f"{path} is not a regular file (a device, pipe or socket); "
                              "nnscratch only replaces regular files")
 
 
@@ -136,7 +141,7 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileWriteError(f"{path}: cannot write, directory {directory} does not exist")
-    _refuse_special(path)
+    check_replaceable(path)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=directory)
     except OSError as exc:
