@@ -668,3 +668,44 @@ def test_the_catalog_keeps_a_bounded_number_of_models_and_reloads_a_changed_file
     after = catalog.get(ids[-1]).model
     assert after is not before and not np.array_equal(after.params["W1"], before.params["W1"])
     assert first is not catalog.get(ids[0])            # loaded again when asked again
+
+
+def test_large_pictures_are_decoded_a_few_at_a_time(run_folder, tmp_path, monkeypatch):
+    """Many large pictures at once: at most max_large_pictures are decoded together (memory), and a
+    canvas-sized drawing is not held back behind them."""
+    import threading
+
+    from nnscratch import imaging
+
+    real = imaging.prepare_digit_stages
+    lock = threading.Lock()
+    now = {"large": 0, "most": 0}
+
+    def counted(image):
+        large = Image.open(image).size[0] > 1000
+        image.seek(0)
+        with lock:
+            now["large"] += large
+            now["most"] = max(now["most"], now["large"])
+        try:
+            time.sleep(0.3 if large else 0)        # long enough that unbounded decodes would overlap
+            return real(image)
+        finally:
+            with lock:
+                now["large"] -= large
+
+    monkeypatch.setattr(imaging, "prepare_digit_stages", counted)
+    big = _canvas([("line", [(1500, 300), (1500, 2700)])], size=3000, width=150)
+    body = _png(big)
+    with running_server(runs_dir=run_folder, digits_dir=tmp_path, max_large_pictures=2) as (base, app):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            large = [pool.submit(predict, base, body) for _ in range(6)]
+            time.sleep(0.2)
+            started = time.monotonic()
+            small = predict(base, _png(ONE))
+            small_took = time.monotonic() - started
+            results = [f.result() for f in large]
+    assert all(status == 200 and answer["label"] == 1 for status, answer in results)
+    assert small[0] == 200 and small[1]["label"] == 1
+    assert now["most"] == 2
+    assert small_took < 0.3 * 6 / 2            # not queued behind the large ones

@@ -43,6 +43,11 @@ STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javasc
                 "style.css": "text/css; charset=utf-8"}
 MAX_MODEL_ID = 120
 BODY_TIMEOUT_S = 30.0
+# Pictures above this many pixels are decoded at most MAX_LARGE_PICTURES at a time: decoding one
+# costs about 7 bytes a pixel (a 4000x4000 PNG of 62 kB, 110 MB), and 24 at once took 2.9 GB.
+# A canvas export (280x280, or 1000x1000 on a phone at 3x) is never held back.
+LARGE_PICTURE_PIXELS = 2_000_000
+MAX_LARGE_PICTURES = 2
 _MODEL_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_MODEL_ID}}}")
 
 # The request bodies of POST /api/predict and /api/digits, for the OpenAPI document.
@@ -105,7 +110,8 @@ def _static(name: str) -> bytes:
 
 
 def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: bool = True,
-               max_body_bytes: int = MAX_BODY_BYTES, body_timeout_s: float = BODY_TIMEOUT_S):
+               max_body_bytes: int = MAX_BODY_BYTES, body_timeout_s: float = BODY_TIMEOUT_S,
+               max_large_pictures: int = MAX_LARGE_PICTURES):
     """The FastAPI application of the drawing page.
 
     Parameters
@@ -123,6 +129,9 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         Larger request bodies are refused with 413.
     body_timeout_s : float
         A body not received in full within this many seconds is answered with 408.
+    max_large_pictures : int
+        Pictures of more than ``LARGE_PICTURE_PIXELS`` pixels decoded at once (the others wait):
+        what bounds the server's memory when many large pictures arrive together.
     """
     require("fastapi", "serve", "the drawing page (nnscratch serve)")
     from fastapi import FastAPI, Query, Request
@@ -136,6 +145,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
     job = TrainingJob(Path(runs_dir), catalog)
     static = {name: _static(name) for name in STATIC_FILES}
     default_id = PRETRAINED_ID if pretrained else None
+    large_pictures = asyncio.Semaphore(max_large_pictures)
 
     app = FastAPI(
         title="nnscratch drawing page",
@@ -208,6 +218,28 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
                                     "'.', '_' and '-' (GET /api/models lists them)")
         return model_id
 
+    class _Large:   # a parsed body whose picture waits for a decoding slot
+        def __init__(self, drawing, ready):
+            self.drawing, self.ready = drawing, ready
+
+    async def with_prepared(kind: str | None, body: bytes, use, before=lambda: None):
+        """``use(before(), stages)`` for the body's drawing, in one trip to a worker thread (a
+        hand-off costs most on a busy machine); a large picture goes back to wait for one of
+        ``max_large_pictures`` decoding slots first."""
+        def small():
+            ready = before()
+            drawing = parse_body(kind, body)
+            if drawing.pixels > LARGE_PICTURE_PIXELS:
+                return _Large(drawing, ready)
+            return use(ready, answers.prepare(drawing))
+
+        result = await run_in_threadpool(small)
+        if isinstance(result, _Large):
+            waiting = result
+            async with large_pictures:
+                result = await run_in_threadpool(lambda: use(waiting.ready, answers.prepare(waiting.drawing)))
+        return result
+
     # ------------------------------------------------------------ the page
     def static_response(name: str):
         return Response(static[name], media_type=STATIC_FILES[name],
@@ -261,11 +293,8 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         kind = request.headers.get("content-type")
         body = await read_body(request)
 
-        def read():   # one trip to a worker thread: a thread hand-off costs most on a busy machine
-            loaded = catalog.get(model_id)
-            return answers.answer(loaded, answers.prepare(parse_body(kind, body)), details=details)
-
-        return await run_in_threadpool(read)
+        return await with_prepared(kind, body, lambda loaded, stages: answers.answer(loaded, stages, details=details),
+                                   before=lambda: catalog.get(model_id))   # an unknown id: 404 whatever the body
 
     # ------------------------------------------------------------ the user's digits
     @app.get("/api/digits", summary="How many of your own digits are saved", responses=_ERRORS)
@@ -282,14 +311,13 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         kind = request.headers.get("content-type")
         body = await read_body(request)
 
-        def save():
-            stages = answers.prepare(parse_body(kind, body))
+        def save(_, stages):
             if stages.blank:
                 raise BadInput(422, "the drawing is empty: draw a digit before saving it")
             total = folder.append(stages.field, label)
             return {"saved": label, "total": total, "counts": folder.counts()}
 
-        return await run_in_threadpool(save)
+        return await with_prepared(kind, body, save)
 
     # ------------------------------------------------------------ training
     @app.get("/api/train", summary="The training run started from the page", responses=_ERRORS)
