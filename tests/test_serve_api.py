@@ -709,3 +709,18 @@ def test_large_pictures_are_decoded_a_few_at_a_time(run_folder, tmp_path, monkey
     assert small[0] == 200 and small[1]["label"] == 1
     assert now["most"] == 2
     assert small_took < 0.3 * 6 / 2            # not queued behind the large ones
+
+
+def test_the_run_keeps_only_the_newest_filters_picture(tmp_path):
+    """Filters pictures are tens of kilobytes each and come every second: a long run must not keep
+    (and replay to a late subscriber) thousands of them."""
+    from nnscratch.serve.training import TrainingJob
+
+    job = TrainingJob(tmp_path)
+    picture = {"image": "data:image/png;base64," + "A" * 40_000}
+    for k in range(1, 301):
+        job._emit({"type": "batch", "iteration": k, "loss": 1.0, **({"filters": picture} if k % 3 == 0 else {})})
+    events, _ = job.events_after(0)
+    assert len(events) == 300 and [e["iteration"] for _, e in events] == list(range(1, 301))
+    assert [e["iteration"] for _, e in events if "filters" in e] == [300]
+    assert len(json.dumps([e for _, e in events])) < 60_000

@@ -100,6 +100,11 @@ class TrainingJob:
     # ------------------------------------------------------------ events
     def _emit(self, event: dict) -> None:
         with self._lock:
+            if "filters" in event:
+                # Only the newest picture of the filters is kept: each is tens of kilobytes, and
+                # MAX_EVENTS of them would hold (and send a late subscriber) hundreds of megabytes.
+                self._events = [(n, {k: v for k, v in e.items() if k != "filters"}) if "filters" in e else (n, e)
+                                for n, e in self._events]
             self._count += 1
             self._events.append((self._count, event))
             if len(self._events) > MAX_EVENTS:
