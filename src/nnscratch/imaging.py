@@ -180,12 +180,30 @@ def _short(exc, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# The level of each 8-bit value, and the grey of each neutral (red = green = blue) one as
+# ``rgb @ _LUMA`` gives it: looked up, these give the float path's values exactly, at a
+# fraction of the cost of converting the whole picture to floats.
+_LUMA = np.array([0.299, 0.587, 0.114])
+_LEVELS = np.arange(256) / 255.0
+_NEUTRAL_GRAY = np.repeat(_LEVELS[:, np.newaxis], 3, axis=1) @ _LUMA
+
+
 def _to_gray(image):
     """A Pillow image -> (grey, alpha): float64 grey levels in [0, 1] with transparency
     shown as white paper, and the alpha channel in [0, 1] (None when opaque)."""
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
-        return _array_to_gray(rgba, scale=1.0)
+        rgba = np.asarray(image.convert("RGBA"))
+        red = rgba[..., 0]
+        if np.array_equal(red, rgba[..., 1]) and np.array_equal(red, rgba[..., 2]):  # no colour
+            gray = _NEUTRAL_GRAY[red]
+        else:
+            gray = _LEVELS[rgba][..., :3] @ _LUMA
+        opacity = rgba[..., 3]
+        if opacity.min() == 255:  # opaque (a drawing canvas): compositing on white changes nothing
+            return gray, None
+        alpha = _LEVELS[opacity]
+        # Transparent pixels are paper: composite on white.
+        return gray * alpha + (1.0 - alpha), alpha
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         gray = np.asarray(image, dtype=np.float64)
         top = gray.max() if gray.size else 0
@@ -205,7 +223,7 @@ def _array_to_gray(array: np.ndarray, scale: float | None = None):
         if scale is None:
             scale = 255.0 if a.size and np.nanmax(a) > 1 else 1.0
         rgb = a[..., :3] / scale
-        gray = rgb @ np.array([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L"
+        gray = rgb @ _LUMA  # ITU-R 601, as Pillow's "L"
         if a.shape[-1] == 4:
             alpha = a[..., 3] / scale
             # Transparent pixels are paper: composite on white.
@@ -260,19 +278,27 @@ def _border(gray: np.ndarray) -> np.ndarray:
 
 
 def _square_filter(image: np.ndarray, size: int, reduce, *, grow: bool = False) -> np.ndarray:
-    """``reduce`` (np.max: dilation, np.min: erosion) over every size x size square.
+    """``reduce`` (np.max: dilation, np.min: erosion, np.mean) over every size x size square.
 
     With ``grow`` the result is size - 1 larger on each axis (squares overlapping
     the edge count the outside as 0); otherwise it keeps the shape, edge pixels
-    repeated outwards.
+    repeated outwards. One axis at a time, by shifted slices (the mean sums them
+    in order, as np.mean over a window of a few values does).
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
+    combine = {np.max: np.maximum, np.min: np.minimum, np.mean: np.add}[reduce]
     for axis in (0, 1):
         padding = [(0, 0), (0, 0)]
         padding[axis] = (size - 1, size - 1) if grow else (size // 2, size - 1 - size // 2)
         padded = np.pad(image, padding, mode="constant" if grow else "edge")
-        image = reduce(sliding_window_view(padded, size, axis=axis), axis=-1)
+        length = padded.shape[axis] - size + 1
+        window = [slice(None), slice(None)]
+        window[axis] = slice(0, length)
+        image = padded[tuple(window)].copy()
+        for shift in range(1, size):
+            window[axis] = slice(shift, shift + length)
+            combine(image, padded[tuple(window)], out=image)
+        if reduce is np.mean:
+            image /= size
     return image
 
 
