@@ -724,3 +724,22 @@ def test_the_run_keeps_only_the_newest_filters_picture(tmp_path):
     assert len(events) == 300 and [e["iteration"] for _, e in events] == list(range(1, 301))
     assert [e["iteration"] for _, e in events if "filters" in e] == [300]
     assert len(json.dumps([e for _, e in events])) < 60_000
+
+
+def test_a_reconnecting_event_stream_gets_only_the_events_it_has_not_seen(tmp_path):
+    """EventSource reconnects with Last-Event-ID after a dropped connection; replaying from the start
+    would add every epoch row to the page's table again once the run's first events are trimmed."""
+    with running_server(runs_dir=tmp_path / "runs", digits_dir=tmp_path / "digits") as (base, app):
+        settings = {"model": "mlp", "hidden": [10], "epochs": 2, "limit": 500}
+        assert call(base, "/api/train", json.dumps(settings).encode(), "application/json")[0] == 202
+        app.state.job.wait(120)
+
+        def ids(headers):
+            request = urllib.request.Request(base + "/api/train/events", headers=headers)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return [int(line[4:]) for line in response.read().decode().splitlines() if line.startswith("id: ")]
+
+        every = ids({})
+        assert len(every) >= 4 and every == sorted(every)
+        assert ids({"Last-Event-ID": str(every[1])}) == every[2:]
+        assert ids({"Last-Event-ID": "junk"}) == every

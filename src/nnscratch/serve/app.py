@@ -362,12 +362,16 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
                                                             "data": {"type": "string",
                                                                      "contentMediaType": "application/json"},
                                                             "id": {"type": "string"}}}}}}})
-    async def train_events(after: int = Query(0, ge=0, le=10**9, description="skip events up to this number")):
+    async def train_events(request: Request,
+                           after: int = Query(0, ge=0, le=10**9, description="skip events up to this number")):
         """``text/event-stream``: one ``data: {...}`` JSON event per batch report and epoch,
-        then ``end``. Closes when the run is over."""
+        then ``end``. Closes when the run is over. A browser reconnecting after a dropped
+        connection sends ``Last-Event-ID`` and gets only the events it has not seen."""
+        seen = request.headers.get("last-event-id", "").strip()
+        start = max(after, int(seen)) if seen.isdigit() and len(seen) <= 10 else after
 
         async def stream():
-            cursor = after
+            cursor = start
             idle = 0
             while True:
                 events, finished = job.events_after(cursor)
