@@ -300,3 +300,35 @@ def test_a_pen_draws_too(server, browser):
     assert page.evaluate("window.__kinds") == ["pen"]
     watch.check()
     ctx.close()
+
+
+def test_train_view_reports_bad_settings_and_a_failed_run(browser, tmp_path):
+    """Bad settings are refused with the server's message; a run that fails (here its runs folder
+    cannot be made: a file is in the way) ends the stream with the reason, and Start works again."""
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the runs folder should be")
+    with running_server(runs_dir=blocked, digits_dir=tmp_path / "digits") as (base, app):
+        ctx, page, watch = open_page(browser, base, viewport={"width": 1100, "height": 900})
+        page.locator("#tab-train").click()
+        page.fill("input[name=hidden]", "0")
+        page.locator("#train-start").click()
+        playwright_api.expect(page.locator("#train-state")).to_contain_text("not started: hidden must be",
+                                                                            timeout=15_000)
+        page.fill("input[name=hidden]", "16")
+        page.fill("input[name=limit]", "500")
+        page.fill("input[name=epochs]", "1")
+        page.locator("#train-start").click()
+        playwright_api.expect(page.locator("#train-state")).to_contain_text("failed: ", timeout=60_000)
+        assert page.locator("#train-state").inner_text() == (
+            f"failed: cannot use the runs folder {blocked}: is a file, not a folder")
+        playwright_api.expect(page.locator("#train-start")).to_be_enabled()
+        assert page.locator("#train-stop").is_disabled()
+    # The server gone: Start says so instead of failing silently in the console.
+    page.locator("#train-start").click()
+    playwright_api.expect(page.locator("#train-state")).to_contain_text("not started: cannot reach the server",
+                                                                        timeout=15_000)
+    # Chromium logs each 4xx answer and refused connection as a console error by itself.
+    watch.problems = [p for p in watch.problems
+                      if "status of 422" not in p and "ERR_CONNECTION_REFUSED" not in p]
+    watch.check()
+    ctx.close()

@@ -197,7 +197,11 @@ class TrainingJob:
 
     def _work(self, runs, settings, out: Path) -> None:
         try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.runs_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:   # "[Errno 17] File exists: '...'" says little on the page
+                what = "is a file, not a folder" if self.runs_dir.is_file() else (exc.strerror or str(exc))
+                raise OSError(f"cannot use the runs folder {self.runs_dir}: {what}") from None
             result = runs.train_run(settings, out, callbacks=(_Progress(self),), plots=False, log=None,
                                     latest=False, handle_signals=False)
         except Exception as exc:  # the page shows it; the server goes on

@@ -433,6 +433,8 @@
         await loadModels();
       } else if (status.state === "failed") {
         $("train-state").textContent = "failed: " + (status.message || "");
+      } else {
+        $("train-state").textContent = "the server no longer knows this run (was it restarted?)";
       }
     });
     source.onerror = () => { /* the browser reconnects by itself; "end" closes it for good */ };
@@ -444,9 +446,15 @@
     const hidden = String(form.get("hidden") || "").split(/[ ,]+/).filter(Boolean).map(Number);
     const settings = { model: form.get("model"), epochs: Number(form.get("epochs")), limit: Number(form.get("limit")) };
     if (hidden.length) settings.hidden = hidden;
-    const response = await fetch("/api/train", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings),
-    });
+    let response;
+    try {
+      response = await fetch("/api/train", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings),
+      });
+    } catch (error) {
+      $("train-state").textContent = "not started: cannot reach the server (" + error.message + ")";
+      return;
+    }
     const body = await response.json().catch(() => ({}));
     if (!response.ok) { $("train-state").textContent = "not started: " + (body.detail || response.status); return; }
     $("train-state").textContent = "starting " + body.run + " …";
@@ -457,8 +465,13 @@
 
   $("train-stop").addEventListener("click", async () => {
     $("train-stop").disabled = true;
-    await fetch("/api/train/stop", { method: "POST" });
-    $("train-state").textContent = "stopping at the end of the batch …";
+    try {
+      await fetch("/api/train/stop", { method: "POST" });
+      $("train-state").textContent = "stopping at the end of the batch …";
+    } catch (error) {
+      $("train-stop").disabled = false;
+      $("train-state").textContent = "could not ask the run to stop: cannot reach the server (" + error.message + ")";
+    }
   });
 
   // ------------------------------------------------------------------ start
