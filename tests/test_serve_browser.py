@@ -176,7 +176,11 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     page.select_option("#compare", "run-mlp-small")
     playwright_api.expect(page.locator("[data-testid=prediction-2]")).to_have_text(
         re.compile(r"^\d$"), timeout=15_000)
-    page.wait_for_timeout(300)
+    # Every picture decoded and sized (the layers' widths are set when they load), however busy the machine.
+    page.wait_for_function("""() => [...document.images].every(i => !i.getAttribute('src') ||
+                                                                  (i.complete && i.naturalWidth > 0 &&
+                                                                   (!i.closest('.layer') || i.style.width)))""",
+                           timeout=15_000)
     save_screenshot(page)
 
     page.locator("[data-testid=clear]").click()
