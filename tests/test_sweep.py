@@ -322,6 +322,77 @@ def test_command_unreachable_scheduler_fails_quickly(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.fixture
+def not_a_scheduler():
+    """A TCP server on 127.0.0.1 that is not Dask: ``greeting`` None accepts and stays silent."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(greeting):
+        server = socket.create_server(("127.0.0.1", 0))
+        server.settimeout(0.2)
+        stop, held = threading.Event(), []
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    continue
+                held.append(connection)  # kept open, as a server waiting for a request does
+                if greeting is not None:
+                    connection.sendall(greeting)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        servers.append((server, stop, thread, held))
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    for server, stop, thread, held in servers:
+        stop.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+@pytest.mark.parametrize("greeting, message", [
+    (None, "accepted the connection but sent nothing within 1 s"),   # an HTTP server, say
+    (b"SSH-2.0-OpenSSH_9.6\r\n", "answered in another protocol"),    # read by Dask as a length: 3 EiB
+])
+def test_command_on_something_else_than_a_scheduler_fails_within_the_timeout(
+        tmp_path, not_a_scheduler, greeting, message):
+    address = not_a_scheduler(greeting)
+    start = time.monotonic()
+    # Before: a silent server held the command until it hung up, whatever --connect-timeout said,
+    # and a greeting made Dask try to allocate exabytes ("error: out of memory").
+    done = _nnscratch(*TINY_FLAGS, "--scheduler", address, "--connect-timeout", "1",
+                      "--out", str(tmp_path / "s"), timeout=45)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"error: {address} {message}: it is not a Dask scheduler (a wrong port? " \
+                          "`dask scheduler` listens on 8786 by default)\n"
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "s").exists()
+
+
+def test_command_refuses_more_local_workers_than_twice_the_cores_and_an_endless_timeout(tmp_path):
+    from nnscratch.sweep import max_local_workers
+
+    # Before: --workers 1000 started a thousand Python processes on a 2-core machine and never
+    # finished; --connect-timeout inf was "unexpected KeyError: 'Invalid time unit: infs ...'".
+    for flags, message in ((["--workers", str(max_local_workers() + 1)],
+                            f"--workers must be an integer from 1 to {max_local_workers()}"),
+                           (["--connect-timeout", "inf", "--scheduler", "tcp://127.0.0.1:8786"],
+                            "--connect-timeout must be a number of seconds above 0 and at most 86400, got inf")):
+        done = _nnscratch(*TINY_FLAGS, *flags, "--out", str(tmp_path / "s"), timeout=60)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {message}"), done.stderr
+        assert done.stderr.count("\n") == 1
+        assert not (tmp_path / "s").exists()
+
+
 def test_command_ctrl_c_keeps_the_finished_trials_and_a_rerun_completes_the_sweep(client, tmp_path):
     import signal
 

@@ -48,6 +48,7 @@ import math
 import os
 import re
 import socket
+import struct
 import time
 import uuid
 import warnings
@@ -87,6 +88,15 @@ MAX_TRIALS = 100_000
 # Every worker holds a trial's network, its gradients and the trained copy it returns:
 # 50 million float32 parameters are about 600 MB, far beyond the book's 130,010.
 MAX_PARAMETERS = 50_000_000
+
+# --connect-timeout: at most a day (Dask's timeouts take no infinity).
+MAX_CONNECT_TIMEOUT = 86_400.0
+
+
+def max_local_workers() -> int:
+    """The most worker processes a local cluster may start: twice the cores (each is a Python process)."""
+    return 2 * max(1, os.cpu_count() or 1)
+
 
 # One BLAS thread per worker process: the matrices are small, and the workers share the cores.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -567,8 +577,12 @@ class _Cluster:
                                             silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
             return self.client
+        _probe_scheduler(self.scheduler, self.timeout)
         try:
             self.client = Client(self.scheduler, timeout=f"{self.timeout}s")
+        except MemoryError:
+            # Dask read the first bytes of another protocol's greeting as a message length.
+            raise SweepError(_not_dask(self.scheduler, "answered in another protocol")) from None
         except (OSError, TimeoutError) as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler} within {self.timeout:g} s "
                              f"({type(exc).__name__}): start one with `dask scheduler`, or leave out "
@@ -586,6 +600,57 @@ class _Cluster:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _not_dask(address: str, what: str) -> str:
+    return (f"{address} {what}: it is not a Dask scheduler (a wrong port? `dask scheduler` listens "
+            "on 8786 by default)")
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Refuse, within ``timeout``, a tcp:// address where something other than a Dask scheduler listens.
+
+    A Dask scheduler speaks first: it sends its handshake (8 bytes of length, then a
+    small message) as soon as a connection is accepted. Dask's own client waits for
+    that handshake with no time limit, so a server that accepts and stays silent (an
+    HTTP server waiting for a request) held ``nnscratch sweep`` until that server hung
+    up, whatever --connect-timeout said; and the first bytes of another protocol's
+    greeting, read as a length, made Dask allocate exabytes. Nothing listening, or a
+    connection that fails, is left to Dask (which retries while a scheduler starts).
+    """
+    scheme, _, location = address.partition("://")
+    if scheme != "tcp":
+        return
+    host, _, port = location.rpartition(":")
+    deadline = time.monotonic() + timeout
+    try:
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    except OSError:
+        return
+    with connection:
+        head = b""
+        try:
+            while len(head) < 8:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                connection.settimeout(left)
+                chunk = connection.recv(8 - len(head))
+                if not chunk:
+                    return  # it hung up: Dask's own connection says what went wrong
+                head += chunk
+        except (TimeoutError, socket.timeout):
+            raise SweepError(_not_dask(address, f"accepted the connection but sent nothing within "
+                                                f"{timeout:g} s")) from None
+        except OSError:
+            return
+    (length,) = struct.unpack("=Q", head)
+    if not 0 < length <= _MAX_HANDSHAKE_BYTES:
+        raise SweepError(_not_dask(address, "answered in another protocol"))
+
+
+# A Dask handshake is a few hundred bytes; anything near this is another protocol's text.
+_MAX_HANDSHAKE_BYTES = 64 * 2**20
 
 
 def _crash_once_request() -> tuple[int, str] | None:
@@ -635,10 +700,14 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     settings = settings.checked()
     if scheduler is not None and not _valid_address(scheduler):
         raise ConfigError(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
-    if not connect_timeout > 0:
-        raise ConfigError(f"--connect-timeout must be a positive number of seconds, got {connect_timeout!r}")
+    max_workers = max_local_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= max_workers:
+        raise ConfigError(f"--workers must be an integer from 1 to {max_workers} (twice this machine's "
+                          f"{os.cpu_count() or 1} cores: more processes only share them), got {workers!r}")
+    if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) \
+            or not 0 < connect_timeout <= MAX_CONNECT_TIMEOUT:
+        raise ConfigError(f"--connect-timeout must be a number of seconds above 0 and at most "
+                          f"{MAX_CONNECT_TIMEOUT:g}, got {connect_timeout!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")

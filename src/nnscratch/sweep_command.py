@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nnscratch.errors import ConfigError
 
 DEFAULT_OUT = "runs/sweep"
 EXIT_INTERRUPTED = 130
@@ -60,7 +59,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help=f"sweep folder; rerunning into it continues the sweep (default: {DEFAULT_OUT})")
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=2,
-                       help="worker processes of the local Dask cluster (default: 2)")
+                       help="worker processes of the local Dask cluster, at most twice the cores (default: 2)")
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
                        help="run the trials on this running Dask scheduler's workers instead")
     sweep.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
@@ -78,8 +77,6 @@ def cmd_sweep(args) -> int:
                              validation=args.validation, lr_range=tuple(args.lr_range),
                              weight_decay_range=tuple(args.weight_decay_range), hidden=tuple(args.hidden),
                              batch_size=args.batch_size, seed=args.seed)
-    if args.connect_timeout <= 0:
-        raise ConfigError(f"--connect-timeout must be a positive number of seconds, got {args.connect_timeout:g}")
     try:
         run_sweep(settings, args.out, scheduler=args.scheduler, workers=args.workers,
                   connect_timeout=args.connect_timeout, plots=not args.no_plots,
