@@ -375,3 +375,38 @@ def test_readme_and_docs_agree_on_the_cost_of_a_batch_gradient():
     assert len(calls) == 2 * 3 + 1
     assert "2·D + 1 calls" in (REPO / "README.md").read_text()
     assert "2D + 1` calls" in (REPO / "docs" / "numerical-differentiation.md").read_text()
+
+
+# --------------------------------------------------------------------- models whose answers cannot be digits
+
+
+def test_a_model_with_nan_or_huge_weights_is_one_error_line(tmp_path):
+    # Evaluate read a NaN model's answers as class 0 ("accuracy: 10.00%", exit 0); predict
+    # blamed "probabilities ... shape (10,)" after a raw "invalid value" warning line.
+    digit = tmp_path / "digit.png"
+    image = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(image).line([(50, 10), (50, 90)], fill=0, width=8)
+    image.save(digit)
+    for value, name in ((np.nan, "nan_model.npz"), (1e30, "huge_model.npz")):  # 1e30: finite in float32
+        model = MultiLayerNet(784, [8], 10, seed=0)
+        for array in model.params.values():
+            array[...] = value
+        path = nnio.save_model(model, tmp_path / name)
+        for command in (["predict", digit], ["evaluate", "--limit", 20]):
+            assert_one_line_error(run(*command, "--model", path), name, "NaN or infinite")
+
+
+@pytest.mark.parametrize("classes", [1, 3, 100_000])
+def test_a_model_that_does_not_answer_ten_classes_is_refused(tmp_path, classes):
+    # 100,000 outputs: predict printed "99623" as the digit, and evaluate asked for an
+    # 80 GB confusion matrix; one output: "probabilities must be finite".
+    digit = tmp_path / "digit.png"
+    image = Image.new("L", (60, 60), 255)
+    ImageDraw.Draw(image).line([(30, 5), (30, 55)], fill=0, width=5)
+    image.save(digit)
+    path = nnio.save_model(MultiLayerNet(784, [1], classes, seed=0), tmp_path / "odd.npz")
+    for command in (["predict", digit, "--json"], ["evaluate", "--limit", 20]):
+        started = time.perf_counter()
+        assert_one_line_error(run(*command, "--model", path), "odd.npz", f"gives {classes:,} scores per image",
+                              "10 classes")
+        assert time.perf_counter() - started < 30

@@ -77,6 +77,30 @@ def _predict_scores(model, x, batch_size: int = 500):
     return predict_scores(model, x, batch_size)
 
 
+def _class_scores(model, x, source: str, classes: int):
+    """The model's scores for ``x``, refused unless they are ``classes`` finite numbers each.
+
+    A forged or diverged model file can answer 100,000 classes (the confusion matrix
+    alone would need 80 GB), or NaN for everything (evaluate read that as class 0);
+    one image is tried first, so a wrong class count costs nothing.
+    """
+    import numpy as np
+
+    def checked(scores):
+        scores = np.asarray(scores)
+        if scores.ndim != 2 or scores.shape[1] != classes:
+            raise ConfigError(f"{source}: this {type(model).__name__} gives {scores.shape[-1]:,} scores per "
+                              f"image, not one for each of the {classes} classes")
+        if not np.all(np.isfinite(scores)):
+            raise ConfigError(f"{source}: the model's scores are NaN or infinite (its parameters hold NaN, "
+                              "infinite or huge values: a damaged or diverged model)")
+        return scores
+
+    with np.errstate(all="ignore"):  # overflow is reported once, as the error above
+        checked(_predict_scores(model, x[:1]))
+        return checked(_predict_scores(model, x))
+
+
 def _load_model_arg(model_path):
     from nnscratch import io as nnio
 
@@ -246,9 +270,9 @@ def cmd_evaluate(args) -> int:
     else:
         x, t = _load_data(args.dataset, flatten=not _wants_images(model), limit=args.limit, split="test")
         described, names = f"{args.dataset} test set", _class_names(args.dataset)
-    predicted = _predict_scores(model, x).argmax(axis=1)
+    predicted = _class_scores(model, x, source, len(names)).argmax(axis=1)
     labels = np.asarray(t, dtype=np.int64)
-    n = max(len(names), int(getattr(model, "output_size", 10)))
+    n = len(names)
     matrix = _confusion(labels, predicted, n)
     correct = int(np.trace(matrix))
 
@@ -270,13 +294,12 @@ def cmd_evaluate(args) -> int:
     cell = max(4, len(str(int(matrix.max()))) + 1)
     _say(" " * (width + 1) + "".join(f"{k:>{cell}}" for k in range(n)))
     for k in range(n):
-        label = names[k] if k < len(names) else str(k)
-        _say(f"{label:>{width}} " + "".join(f"{v:>{cell}}" for v in matrix[k]))
+        _say(f"{names[k]:>{width}} " + "".join(f"{v:>{cell}}" for v in matrix[k]))
     if args.plot:
         from nnscratch.plots import training as training_plots
 
         training_plots.plot_confusion_matrix(labels, predicted, args.plot, num_classes=n,
-                                             class_names=names if n == len(names) else None)
+                                             class_names=names)
         _say(f"\nconfusion matrix plot: {args.plot}")
     return 0
 
@@ -307,7 +330,7 @@ def cmd_predict(args) -> int:
     if fields:
         order = sorted(fields)
         images = np.stack([fields[i] for i in order])  # (N, 1, 28, 28)
-        probabilities = softmax(_predict_scores(model, images).astype(np.float64))
+        probabilities = softmax(_class_scores(model, images, source, 10).astype(np.float64))
         readings = {i: assess(fields[i], p) for i, p in zip(order, probabilities)}
     if args.json:
         report = [{"path": str(path), "error": errors[i]} if i in errors
