@@ -346,7 +346,10 @@ def _png_header_only(width: int, height: int) -> bytes:
     (("{\"pixels\": [" + ",".join(["[" + ",".join(["NaN"] * 28) + "]"] * 28) + "]}").encode(),
      "application/json", 422, "NaN"),
     (b'{"pixels": [[Infinity]]}', "application/json", 422, "Infinity"),
-    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "JSON"),
+    (b"[" * 3_000 + b"]" * 3_000, "application/json", 400, "JSON"),         # deeper than Python's json goes
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 413, "values"),
+    # 8 MB that would parse into 2.7 million lists (214 MB of Python objects): refused unparsed.
+    (b'{"pixels": [' + b"[]," * 2_700_000 + b"[]]}", "application/json", 413, "at most 4,096"),
 ])
 def test_bad_bodies_get_a_4xx_that_says_what_is_wrong(server, body, kind, status, words):
     base, _, _ = server
