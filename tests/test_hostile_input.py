@@ -410,3 +410,16 @@ def test_a_model_that_does_not_answer_ten_classes_is_refused(tmp_path, classes):
         assert_one_line_error(run(*command, "--model", path), "odd.npz", f"gives {classes:,} scores per image",
                               "10 classes")
         assert time.perf_counter() - started < 30
+
+
+def test_a_float_picture_with_infinite_pixels_is_one_error_line(tmp_path):
+    # Dividing by its infinite maximum printed "warning: invalid value encountered in divide" first.
+    pixels = np.full((60, 60), np.inf, np.float32)
+    pixels[10:50, 28:32] = 0
+    path = tmp_path / "inf.tiff"
+    Image.fromarray(pixels, "F").save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageInputError, match="NaN or infinite"):
+            prepare_digit(path)
+    assert_one_line_error(run("predict", path), "inf.tiff", "NaN or infinite")

@@ -207,7 +207,8 @@ def _to_gray(image):
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         gray = np.asarray(image, dtype=np.float64)
         top = gray.max() if gray.size else 0
-        return (gray / top if top > 1 else gray), None
+        # An infinite or NaN pixel is refused by the caller; dividing by it would only warn.
+        return (gray / top if np.isfinite(top) and top > 1 else gray), None
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0, None
 
 
