@@ -249,7 +249,7 @@ def test_cnn_models_take_rows_as_images(digits):
 
 @pytest.mark.parametrize("params, message", [
     ({"solver": "lbfgs"}, "solver must be one of"),
-    ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes sizes must be integers"),
+    ({"hidden_layer_sizes": (0,)}, "^hidden_layer_sizes must be integers from 1"),
     ({"hidden_layer_sizes": "wide"}, "hidden_layer_sizes must be an int or a tuple"),
     ({"learning_rate_init": -1.0}, "learning_rate_init must be a positive number"),
     ({"model": "resnet"}, "model must be one of"),
@@ -270,6 +270,25 @@ def test_bad_parameters_are_one_line_errors_naming_the_parameter(params, message
         NeuralNetClassifier(**params).fit(X, y)
     assert "\n" not in str(info.value)
     assert isinstance(info.value, ValueError)  # what scikit-learn's tools expect of bad parameters
+
+
+@pytest.mark.parametrize("model", ["simple-cnn", "deep-cnn"])
+def test_a_cnn_too_large_for_memory_is_refused_before_allocating(model):
+    # 100x100 pictures: SimpleConvNet flattens 69,120 values into its hidden layer, so 100,000
+    # units are 6.9 billion weights. Before, only the fully connected models were counted and
+    # this was a MemoryError from NumPy (or, for a size that fits, gigabytes allocated).
+    X = np.zeros((4, 100 * 100), dtype=np.float32)
+    with pytest.raises(ConfigError, match=r"makes [0-9,]+ parameters; NeuralNetClassifier trains at most") as info:
+        NeuralNetClassifier(model=model, alpha=0.0, hidden_layer_sizes=(100_000,)).fit(X, [0, 1, 0, 1])
+    count = int(str(info.value).split(" makes ")[1].split(" ")[0].replace(",", ""))
+    # The count is the network's: a small one built for real has the same formula's value.
+    small = NeuralNetClassifier(model=model, alpha=0.0, hidden_layer_sizes=(7,), max_iter=1).fit(
+        np.zeros((4, 16 * 16)), [0, 1, 0, 1])
+    from nnscratch.sklearn import _parameter_count
+
+    assert sum(p.size for p in small.model_.params.values()) == _parameter_count(
+        small._settings(4)[0], (1, 16, 16), 2)
+    assert count > 100_000 * 1_000
 
 
 def test_silent_unless_verbose(capsys):

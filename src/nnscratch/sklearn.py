@@ -395,12 +395,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     def _build_model(self, settings, activation: str, n_features: int, n_classes: int):
         """``nnscratch.runs.build_model``'s network, with the hidden activation asked for."""
         input_shape = self.image_shape_ if self.image_shape_ is not None else (n_features,)
-        if settings.model in ("mlp", "two-layer"):
-            count = parameter_count(settings, input_shape=input_shape, n_classes=max(n_classes, 1))
-            if count > MAX_PARAMETERS:
-                raise ConfigError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} with {n_features:,} features "
-                                  f"and {n_classes:,} classes makes {count:,} parameters; NeuralNetClassifier "
-                                  f"trains at most {MAX_PARAMETERS:,} (about 3.2 GB with Adam's state)")
+        count = _parameter_count(settings, input_shape, max(n_classes, 1))
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} with {n_features:,} features "
+                              f"and {n_classes:,} classes makes {count:,} parameters; NeuralNetClassifier "
+                              f"trains at most {MAX_PARAMETERS:,} (about 3.2 GB with Adam's state)")
         # One class still gets a network (of one output: predict returns that class).
         model = build_model(replace(settings, seed=self._seed), input_shape=input_shape,
                             n_classes=max(n_classes, 1))
@@ -532,6 +531,20 @@ class _EpochMonitor:
             trainer.request_stop()
 
 
+def _parameter_count(settings, input_shape, n_classes: int) -> int:
+    """Parameters of the network ``settings`` builds, counted without building it.
+
+    The CNNs' count is linear in their one hidden layer's width: it is read off two
+    networks of width 1 and 2, so that a wide layer after a large image (SimpleConvNet
+    on 1000x1000 pictures, 100 units: 744 million weights) is refused, not allocated.
+    """
+    if settings.model in ("mlp", "two-layer"):
+        return parameter_count(settings, input_shape=input_shape, n_classes=n_classes)
+    one, two = (parameter_count(replace(settings, hidden=[width]), input_shape=input_shape,
+                                n_classes=n_classes) for width in (1, 2))
+    return one + (settings.hidden[0] - 1) * (two - one)
+
+
 def _snapshot(model) -> dict:
     return {"params": {k: v.copy() for k, v in model.params.items()},
             "buffers": {k: v.copy() for k, v in model.buffers.items()}}
@@ -550,7 +563,10 @@ def _our_names(message: str) -> str:
     if not match:
         return message
     names = [_PARAMETER_NAMES.get(name, name) for name in match.group(1).split(", ")]
-    return ", ".join(names) + match.group(2)
+    rest = match.group(2)
+    if names[-1] == "hidden_layer_sizes" and rest.startswith(" sizes "):
+        rest = rest[len(" sizes"):]  # "hidden sizes must be ..." -> "hidden_layer_sizes must be ..."
+    return ", ".join(names) + rest
 
 
 def _integer(name, value, *, minimum, extra=""):
