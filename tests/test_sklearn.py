@@ -232,6 +232,26 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits):
         quiet(early_stopping=True).fit(X[:2], y[:2])
 
 
+def test_dropout_zero_is_no_dropout_for_every_model(digits):
+    """A grid over dropout [0, 0.2] works: 0 was refused ("dropout must lie in (0, 1)")."""
+    X, y, X_test, _ = digits
+    none = quiet(max_iter=2).fit(X, y)
+    zero = quiet(max_iter=2, dropout=0.0).fit(X, y)
+    np.testing.assert_array_equal(zero.predict_proba(X_test), none.predict_proba(X_test))
+    assert "use_dropout" not in zero.model_.config or not zero.model_.config["use_dropout"]
+    quiet(model="two-layer", alpha=0.0, dropout=0, max_iter=1).fit(X, y)
+    search = GridSearchCV(quiet(max_iter=2), {"dropout": [0, 0.2]}, cv=2).fit(X, y)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+
+
+def test_a_validation_fraction_that_leaves_nothing_to_train_on_says_so(digits):
+    X, y, _, _ = digits
+    # Before: "early_stopping needs at least 3 samples ..., got 30 samples".
+    with pytest.raises(ValueError, match=r"validation_fraction=0.999 of 30 samples holds out 30 and leaves "
+                                         r"none to train on: give a smaller validation_fraction"):
+        quiet(early_stopping=True, validation_fraction=0.999).fit(X[:30], y[:30])
+
+
 def test_cnn_models_take_rows_as_images(digits):
     X, y, X_test, y_test = digits
     clf = quiet(model="simple-cnn", alpha=0.0, max_iter=10).fit(X, y)
@@ -260,6 +280,9 @@ def test_cnn_models_take_rows_as_images(digits):
     ({"batch_size": 0}, "batch_size must be an integer >= 1 or 'auto'"),
     ({"validation_fraction": 1.0}, r"validation_fraction must lie in \(0, 1\)"),
     ({"max_iter": 0}, "max_iter must be an integer >= 1"),
+    # Before: "epochs must be ...", from the Trainer, after the network was built.
+    ({"max_iter": 10**6}, "^max_iter must be an integer of at least 1 and at most 100,000, got 1000000"),
+    ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
     ({"dropout": 1.5}, "dropout must lie in"),
     # Refused before anything is allocated: 10 billion weights would never fit.
     ({"hidden_layer_sizes": (100_000, 100_000)}, "makes 10,000,[0-9,]+ parameters; NeuralNetClassifier trains at most"),
@@ -294,7 +317,10 @@ def test_a_cnn_too_large_for_memory_is_refused_before_allocating(model):
 def test_silent_unless_verbose(capsys):
     X, y = make_blobs(n_samples=40, n_features=2, random_state=0)
     quiet(max_iter=3).fit(X, y)
+    quiet(max_iter=3, verbose=0).fit(X, y)  # an int, as MLPClassifier takes (was a ConfigError)
     assert capsys.readouterr().out == ""
+    quiet(max_iter=1, verbose=1).fit(X, y)
+    assert capsys.readouterr().out.startswith("Iteration 1, loss = ")
     quiet(max_iter=3, verbose=True).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2", "Iteration 3"]

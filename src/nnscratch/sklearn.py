@@ -104,7 +104,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         momentum, nesterov and adagrad 0.01, adam and rmsprop 0.001). nnscratch's
         'sgd' is plain SGD (no momentum): it wants a larger rate than 0.001.
     max_iter : int, default 200
-        Maximum number of epochs of ``fit``.
+        Maximum number of epochs of ``fit`` (at most 100,000).
     shuffle : bool, default True
         Reshuffle the samples every epoch.
     random_state : int, RandomState instance or None, default None
@@ -114,8 +114,8 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         Improvement below ``tol`` of the training loss (or, with early stopping,
         of the validation accuracy) for ``n_iter_no_change`` epochs in a row
         ends training.
-    verbose : bool, default False
-        Print the loss of every epoch.
+    verbose : bool or int, default False
+        Print the loss of every epoch (0 and False are silent).
     warm_start : bool, default False
         ``fit`` continues training the fitted network instead of starting anew.
     early_stopping : bool, default False
@@ -126,7 +126,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     model : {'mlp', 'two-layer', 'simple-cnn', 'deep-cnn'}, default 'mlp'
         ``MultiLayerNet``, the book's ``TwoLayerNet``, ``SimpleConvNet`` or ``DeepConvNet``.
     dropout : float, optional
-        Dropout ratio of the hidden layers (mlp, deep-cnn).
+        Dropout ratio of the hidden layers (mlp, deep-cnn); 0 is no dropout, like None.
     batchnorm : bool, default False
         Batch normalisation after each hidden affine layer (mlp).
     image_shape : tuple (C, H, W), optional
@@ -308,9 +308,12 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         """Hold out ``validation_fraction`` (at least 2 samples), stratified when every class can be."""
         n = len(x)
         n_val = max(2, math.ceil(self.validation_fraction * n))
-        if n - n_val < 1:
+        if n < 3:
             raise ValueError(f"early_stopping needs at least 3 samples (2 to validate on, 1 to train on), "
                              f"got {n} sample{'s' if n != 1 else ''}")
+        if n - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction!r} of {n} samples holds out "
+                             f"{n_val} and leaves none to train on: give a smaller validation_fraction")
         n_classes = len(self.classes_)
         counts = np.bincount(labels, minlength=n_classes)
         can_stratify = counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= np.count_nonzero(counts)
@@ -350,21 +353,29 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             batch_size = min(_integer("batch_size", self.batch_size, minimum=1, extra="or 'auto'"), n_samples)
-        _integer("max_iter", self.max_iter, minimum=1)
+        max_iter = _integer("max_iter", self.max_iter, minimum=1)
         _integer("n_iter_no_change", self.n_iter_no_change, minimum=1)
         _real("tol", self.tol, minimum=0.0)
         fraction = _real("validation_fraction", self.validation_fraction, minimum=0.0, strict=True)
         if not fraction < 1:
             raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
-        for name in ("shuffle", "verbose", "warm_start", "early_stopping"):
+        for name in ("shuffle", "warm_start", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        # MLPClassifier takes an int verbosity too (verbose=1, as GridSearchCV's): 0 is silent.
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)) or self.verbose < 0:
+            raise ConfigError(f"verbose must be True, False or an integer >= 0, got {self.verbose!r}")
+        # dropout=0 is no dropout (a grid over [0, 0.2, 0.5] is natural); nnscratch's layers say None.
+        dropout = self.dropout
+        if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool) and dropout == 0:
+            dropout = None
         if model in ("mlp", "two-layer") and self.image_shape is not None:
             raise ConfigError(f"image_shape is for the CNNs; model={model!r} takes rows of features")
-        settings = RunSettings(model=model, hidden=hidden, epochs=1, batch_size=batch_size,
+        # epochs: max_iter, checked against the Trainer's bound here, before anything is built.
+        settings = RunSettings(model=model, hidden=hidden, epochs=max_iter, batch_size=batch_size,
                                optimizer=self.solver.lower() if isinstance(self.solver, str) else self.solver,
                                lr=self.learning_rate_init, weight_decay=alpha / batch_size,
-                               dropout=self.dropout, batchnorm=self.batchnorm, seed=0)
+                               dropout=dropout, batchnorm=self.batchnorm, seed=0)
         try:
             return settings.resolved(), activation
         except ConfigError as exc:
