@@ -423,3 +423,28 @@ def test_a_float_picture_with_infinite_pixels_is_one_error_line(tmp_path):
         with pytest.raises(ImageInputError, match="NaN or infinite"):
             prepare_digit(path)
     assert_one_line_error(run("predict", path), "inf.tiff", "NaN or infinite")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    # Values near the float maximum: Matplotlib's limits overflowed ("unexpected ValueError:
+    # Axis limits cannot be NaN or Inf" after a raw overflow warning).
+    (["surface", "--function", "x0*1e308*x1"], "no value under 1e+300"),
+    # A pole: exit 0 with a raw "divide by zero" warning and a tangent through infinity.
+    (["tangent", "--function", "1/x", "--x", "0"], "no tangent at x = 0"),
+    (["tangent", "--function", "log(x)", "--x", "-1"], "no tangent at x = -1"),
+    # An infinite start: "unexpected ValueError: arange: cannot compute length" (the contours),
+    # or warnings blaming the learning rate.
+    (["descent", "--function", "x0*1e308*x1"], "at the starting point (-3, 4)"),
+    (["learning-rates", "--function", "1/x0", "--init-x=0,1"], "at the starting point (0, 1)"),
+    # Two raw NumPy warnings came before the error.
+    (["gradient-field", "--function", "x0*1e308*x1"], "returned inf"),
+])
+def test_plots_of_functions_that_overflow_are_one_error_line(tmp_path, args, fragment):
+    assert_one_line_error(run("plot", *args, "--out", tmp_path / "p.png"), fragment)
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_surface_that_overflows_in_part_of_the_grid_is_drawn_without_it(tmp_path):
+    result = run("plot", "surface", "--function", "exp(120*x0)+x1", "--out", tmp_path / "p.png")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert Image.open(tmp_path / "p.png").size == (640, 480)

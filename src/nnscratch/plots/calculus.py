@@ -136,6 +136,9 @@ def _figure_and_axes(ax, *, projection=None, figsize=(6.4, 4.8)):
     return fig, fig.add_subplot(projection=projection)
 
 
+_LARGEST_DRAWN = 1e300  # larger values of f count as overflow when drawn
+
+
 def _grid(x0_range, x1_range, num):
     x0 = np.linspace(float(x0_range[0]), float(x0_range[1]), int(num))
     x1 = np.linspace(float(x1_range[0]), float(x1_range[1]), int(num))
@@ -159,14 +162,15 @@ def _values_on_grid(f, X0, X1):
 
 def _gradient_on_grid(f, X0, X1, h):
     points = np.stack([X0, X1])
-    try:
-        return numerical_gradient_batch(f, points, h)
-    except FunctionValueError as exc:
-        if "one value per point" not in str(exc):
-            raise
-    except (TypeError, ValueError):  # e.g. math.exp(array): f takes one point at a time
-        pass
-    return numerical_gradient_batch(f, points, h, vectorized=False)
+    with np.errstate(all="ignore"):  # overflow is reported by numerical_gradient_batch, in words
+        try:
+            return numerical_gradient_batch(f, points, h)
+        except FunctionValueError as exc:
+            if "one value per point" not in str(exc):
+                raise
+        except (TypeError, ValueError):  # e.g. math.exp(array): f takes one point at a time
+            pass
+        return numerical_gradient_batch(f, points, h, vectorized=False)
 
 
 def _label(f, default):
@@ -209,8 +213,11 @@ def plot_tangent(f=function_1, x=5.0, *, x_range=(0.0, 20.0), num=200, h=DEFAULT
             y = np.asarray(f(t), dtype=np.float64)
         except (TypeError, ValueError):  # f takes one number at a time (math.*)
             y = np.array([float(f(float(v))) for v in t])
+    with np.errstate(all="ignore"):  # a pole is reported below in words, not as a NumPy warning
+        y_at = float(np.asarray(f(float(x))))
+    if not np.isfinite(y_at):
+        raise FunctionValueError(f"f({x:g}) is {y_at}: there is no tangent at x = {x:g}; choose another --x")
     slope = float(numerical_diff(f, float(x), h))
-    y_at = float(np.asarray(f(float(x))))
     ax.plot(t, y, label=f"f(x) = {_label(f, '0.01x² + 0.1x')}")
     ax.plot(t, slope * (t - x) + y_at, "--", label=f"tangent at x={x:g} (slope {slope:.6g})")
     ax.plot([x], [y_at], "o", color="C1")
@@ -246,6 +253,12 @@ def plot_surface(f=function_2, *, x0_range=(-3.0, 3.0), x1_range=(-3.0, 3.0), nu
     if not np.isfinite(Z).any():
         raise FunctionValueError(f"f has no finite value on the grid {x0_range} x {x1_range}: "
                                  "nothing to draw (division by zero or overflow everywhere?)")
+    # Where f overflows (or comes within reach of it: Matplotlib's limits take differences
+    # of the values) the points are left out; Matplotlib refuses infinite limits.
+    Z = np.where(np.abs(Z) <= _LARGEST_DRAWN, Z, np.nan)
+    if np.isnan(Z).all():
+        raise FunctionValueError(f"f has no value under {_LARGEST_DRAWN:g} on the grid {x0_range} x "
+                                 f"{x1_range}: nothing to draw")
     ax.plot_surface(X0, X1, Z, cmap=cmap, linewidth=0, antialiased=True)
     ax.set_xlabel("x0")
     ax.set_ylabel("x1")
@@ -328,6 +341,7 @@ def plot_gradient_field(
 def _draw_contours(ax, f, x0_range, x1_range, levels, num=120):
     X0, X1 = _grid(x0_range, x1_range, num)
     Z = _values_on_grid(f, X0, X1)
+    Z = np.where(np.abs(Z) <= _LARGEST_DRAWN, Z, np.nan)  # as in plot_surface: ptp could overflow
     finite = Z[np.isfinite(Z)]
     if finite.size and np.ptp(finite) > 0:
         ax.contour(X0, X1, Z, levels=int(levels), cmap="Greys", linewidths=0.8)
@@ -349,7 +363,14 @@ def _draw_path(ax, path, color="C0"):
 
 def _descend(f, init_x, lr, step_num, h):
     """gradient_descent's path plus a short label for any DivergenceWarning (re-emitted)."""
-    with warnings.catch_warnings(record=True) as caught:
+    with np.errstate(all="ignore"):
+        start = np.asarray(f(np.asarray(init_x, dtype=np.float64)), dtype=np.float64)
+    if start.size == 1 and not np.isfinite(start).all():  # else gradient_descent blamed the learning rate
+        raise FunctionValueError(f"f is {float(start.reshape(()))} at the starting point "
+                                 f"({init_x[0]:g}, {init_x[1]:g}): gradient descent cannot start there; "
+                                 "choose another --init-x")
+    # NumPy's own overflow warnings stay silent: the DivergenceWarning says it in words.
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         _, path = gradient_descent(f, np.asarray(init_x, dtype=np.float64), lr=lr, step_num=step_num, h=h, return_path=True)
     note = ""
