@@ -746,3 +746,13 @@ def test_a_reconnecting_event_stream_gets_only_the_events_it_has_not_seen(tmp_pa
         assert len(every) >= 4 and every == sorted(every)
         assert ids({"Last-Event-ID": str(every[1])}) == every[2:]
         assert ids({"Last-Event-ID": "junk"}) == every
+
+
+def test_a_digits_folder_that_cannot_be_written_is_a_500_that_says_so(run_folder, tmp_path):
+    blocked = tmp_path / "digits"
+    blocked.write_text("a file where the digits folder should be")
+    with running_server(runs_dir=run_folder, digits_dir=blocked) as (base, app):
+        status, body = call(base, "/api/digits?label=1", _png(ONE), "image/png")
+        assert status == 500
+        assert body["detail"].startswith(f"cannot save to the digits folder {blocked}: File exists")
+        assert call(base, "/api/digits")[1]["total"] == 0

@@ -314,8 +314,14 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         def save(_, stages):
             if stages.blank:
                 raise BadInput(422, "the drawing is empty: draw a digit before saving it")
-            total = folder.append(stages.field, label)
-            return {"saved": label, "total": total, "counts": folder.counts()}
+            try:
+                total = folder.append(stages.field, label)
+                counts = folder.counts()
+            except OSError as exc:   # the server's disk, not the request: a 500 that says what failed
+                reason = exc.strerror or type(exc).__name__
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise BadInput(500, f"cannot save to the digits folder {folder.directory}: {reason}{where}") from None
+            return {"saved": label, "total": total, "counts": counts}
 
         return await with_prepared(kind, body, save)
 
