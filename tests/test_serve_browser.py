@@ -282,6 +282,29 @@ def test_train_view_runs_and_adds_the_model_to_the_picker(server, browser):
     ctx.close()
 
 
+def test_train_view_stop_ends_a_long_run_and_says_what_is_kept(server, browser):
+    """Stop ends the run at the end of a batch; like Ctrl-C on nnscratch train it keeps the checkpoint
+    and writes no model.npz, and the page says so instead of implying the model is in the picker."""
+    base, _ = server
+    ctx, page, watch = open_page(browser, base, viewport={"width": 1100, "height": 900})
+    page.locator("#tab-train").click()
+    page.select_option("select[name=model]", "simple-cnn")
+    page.fill("input[name=epochs]", "20")
+    page.fill("input[name=limit]", "60000")                  # many minutes: only Stop ends it in time
+    page.locator("#train-start").click()
+    playwright_api.expect(page.locator("#train-state")).to_contain_text("running · epoch 1 · batch", timeout=60_000)
+    page.locator("#train-stop").click()
+    playwright_api.expect(page.locator("#train-state")).to_contain_text("stopped: page-simple-cnn-", timeout=60_000)
+    playwright_api.expect(page.locator("#train-start")).to_be_enabled()
+    assert page.locator("#train-stop").is_disabled()
+    text = page.locator("#train-state").inner_text()
+    assert "checkpoint is kept" in text and "only a finished run joins the model picker" in text
+    run = text.split("stopped: ")[1].split(" ")[0]
+    assert not any(option.startswith(run) for option in page.locator("#model option").all_inner_texts())
+    watch.check()
+    ctx.close()
+
+
 def test_a_pen_draws_too(server, browser):
     base, _ = server
     ctx, page, watch = open_page(browser, base, viewport={"width": 800, "height": 900})

@@ -355,7 +355,8 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
 
     @app.post("/api/train/stop", summary="Stop the running training run", responses=_ERRORS)
     async def train_stop():
-        """Ask the run to stop at the end of its current batch (it keeps its checkpoint and model)."""
+        """Ask the run to stop at the end of its current batch. It keeps its checkpoint, which
+        ``nnscratch train --resume`` continues; only a finished run writes ``model.npz`` and joins the picker."""
         return job.stop()
 
     @app.get("/api/train/events", summary="Training progress as server-sent events",

@@ -5,7 +5,9 @@ does (run folder under ``--runs``, checkpoints, ``model.npz``, history); a
 Trainer callback turns its progress into events (batch losses every few
 batches, accuracies and the first layer's filters every epoch) that
 ``GET /api/train/events`` streams to the page. Stopping asks the trainer to
-stop at the end of its batch; the run keeps its checkpoint and model.
+stop at the end of its batch; the run keeps its checkpoint (``nnscratch train
+--resume`` continues it) but, like ``nnscratch train`` stopped with Ctrl-C,
+writes no ``model.npz``: only a finished run joins the model picker.
 """
 
 from __future__ import annotations

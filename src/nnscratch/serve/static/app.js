@@ -428,8 +428,10 @@
       if (status.state === "done") {
         const acc = status.test_accuracy === null || status.test_accuracy === undefined ? ""
           : " · test accuracy " + (100 * status.test_accuracy).toFixed(2) + "%";
-        $("train-state").textContent = (status.interrupted ? "stopped" : "finished") + ": " + status.run + acc +
-          (status.model_id ? " · now in the model picker" : "");
+        $("train-state").textContent = status.interrupted
+          ? "stopped: " + status.run + " · its checkpoint is kept (nnscratch train --resume continues it); " +
+            "only a finished run joins the model picker"
+          : "finished: " + status.run + acc + (status.model_id ? " · now in the model picker" : "");
         await loadModels();
       } else if (status.state === "failed") {
         $("train-state").textContent = "failed: " + (status.message || "");
