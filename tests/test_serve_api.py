@@ -756,3 +756,29 @@ def test_a_digits_folder_that_cannot_be_written_is_a_500_that_says_so(run_folder
         assert status == 500
         assert body["detail"].startswith(f"cannot save to the digits folder {blocked}: File exists")
         assert call(base, "/api/digits")[1]["total"] == 0
+
+
+def test_unknown_ids_do_not_each_buy_a_scan_of_the_runs_folder(tmp_path, monkeypatch):
+    from nnscratch import io as nnio
+    from nnscratch.models import MultiLayerNet
+    from nnscratch.serve import catalog as catalog_module
+
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    nnio.save_model(MultiLayerNet(784, [5], 10, seed=0), runs / "a" / "model.npz")
+    catalog = catalog_module.ModelCatalog((), runs, pretrained=False)
+    scans = []
+    real = catalog._run_files
+    monkeypatch.setattr(catalog, "_run_files", lambda: scans.append(1) or real())
+    catalog.refresh()
+    for k in range(50):
+        with pytest.raises(catalog_module.UnknownModelError):
+            catalog.get(f"run-nope-{k}")
+    assert len(scans) == 1                       # the listing just made serves them all
+    # A run added since is found by its id once the rescan interval has passed.
+    monkeypatch.setattr(catalog_module, "RESCAN_AFTER_S", 0.05)
+    (runs / "b").mkdir()
+    nnio.save_model(MultiLayerNet(784, [5], 10, seed=1), runs / "b" / "model.npz")
+    time.sleep(0.06)
+    assert catalog.get("run-b").id == "run-b"
+    assert len(scans) == 2

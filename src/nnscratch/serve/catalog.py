@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ MAX_RUN_MODELS = 200
 # At most this many models are kept in memory; the least recently used goes first.
 MAX_LOADED = 12
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# An id the catalog does not know makes it scan the runs folder again, at most this often
+# (a scan of 3,000 runs takes about 90 ms: unknown ids must not buy one each).
+RESCAN_AFTER_S = 1.0
 
 
 class UnknownModelError(NnscratchError, LookupError):
@@ -79,6 +83,7 @@ class ModelCatalog:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._paths: dict[str, Path | None] = {}
         self._info: dict[str, dict] = {}
+        self._scanned_at = -math.inf
 
     # ------------------------------------------------------------- listing
     def _run_files(self) -> list[Path]:
@@ -107,6 +112,7 @@ class ModelCatalog:
         for path in self._run_files():
             relative = path.parent.relative_to(self.runs_dir)
             entries.append((f"run-{_clean_id(str(relative).replace('/', '-'))}", path, str(relative), "run"))
+        self._scanned_at = time.monotonic()
         listing, paths, seen = [], {}, set()
         for model_id, path, name, source in entries:
             unique, n = model_id, 2
@@ -139,7 +145,7 @@ class ModelCatalog:
         """The loaded model of ``model_id`` (loading it on first use), else UnknownModelError."""
         with self._lock:
             known = model_id in self._paths
-        if not known:
+        if not known and time.monotonic() - self._scanned_at >= RESCAN_AFTER_S:
             self.refresh()
             with self._lock:
                 known = model_id in self._paths
