@@ -142,6 +142,49 @@ def test_sweep_writes_every_trial_once_with_its_curves_best_model_and_figures(cl
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
+def test_a_sweep_whose_every_trial_diverged_names_no_best_and_says_why(client, tmp_path):
+    out = tmp_path / "sweep"
+    lines = []
+    settings = SweepSettings(**{**TINY.to_dict(), "trials": 2, "lr_range": (1e4, 1e5)})
+    result = run_sweep(settings, out, client=client, log=lines.append)
+    assert [r["status"] for r in result.rows] == ["diverged", "diverged"]
+    # Before: a diverged trial was "best: ... val acc nan", "Best-1 (val acc: nan)", the summary listed
+    # a best_model.npz that was never written, and best_trials.png held empty panels titled "val nan".
+    assert result.best is None and "best_model" not in result.files
+    assert not (out / "best_model.npz").exists() and not (out / "best_trials.png").exists()
+    assert (out / "lr_weight_decay.png").read_bytes()[:8] == PNG_MAGIC
+    text = "\n".join(lines)
+    assert "nan" not in text and "Best-" not in text
+    assert "2 trials diverged (no accuracy, no network): every learning rate drawn from --lr-range " \
+           "10000 100000 was too large" in text
+
+
+def test_diverged_trials_are_never_the_best_nor_in_the_best_trials_figure(client, tmp_path):
+    from nnscratch.sweep import best_trial
+
+    diverged = {"trial": 0, "val_acc": math.nan, "status": "diverged"}
+    assert best_trial([diverged]) is None
+    assert best_trial([diverged, {"trial": 1, "val_acc": 0.0, "status": "ok"}])["trial"] == 1
+    out = tmp_path / "sweep"
+    settings = SweepSettings(**{**TINY.to_dict(), "trials": 4, "lr_range": (1e-1, 1e3)})
+    result = run_sweep(settings, out, client=client, plots=False, log=_quiet)
+    statuses = sorted(r["status"] for r in result.rows)
+    assert "diverged" in statuses and "ok" in statuses, "these draws need a trial of each kind"
+    assert result.best["status"] == "ok"
+    from nnscratch.sweep import _draw
+
+    shown = []
+    import nnscratch.plots.sweep as plots
+
+    real = plots.plot_best_trials
+    plots.plot_best_trials = lambda curves, path: shown.extend(curves) or real(curves, path)
+    try:
+        _draw(out, result.settings, result.rows, _quiet)
+    finally:
+        plots.plot_best_trials = real
+    assert sorted(c["trial"] for c in shown) == sorted(r["trial"] for r in result.rows if r["status"] == "ok")
+
+
 def test_same_seed_same_trials_whoever_runs_them(client, tmp_path):
     first = run_sweep(TINY, tmp_path / "a", client=client, plots=False, log=_quiet)
     run_sweep(TINY, tmp_path / "b", client=client, plots=False, log=_quiet)
@@ -249,6 +292,14 @@ def test_the_figures():
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 7 and len(fig.axes) == 10  # a 5-column grid, the rest hidden
     assert visible[0].get_title().startswith("Best-1")
+    # One epoch each: a line of one point would be invisible; a marker is drawn, at epoch 1 (no 0.975).
+    fig = plot_best_trials([{"val_acc_list": [0.4], "train_acc_list": [0.5]}])
+    ax = fig.axes[0]
+    assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    fig = plot_lr_weight_decay([1e-5, 1e-3], [1e-7, 1e-6], [math.nan, math.nan])  # every trial diverged
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["diverged"]
     fig = plot_lr_weight_decay([1e-5, 1e-3, 1e-2], [1e-7, 1e-6, 1e-5], [0.2, 0.7, math.nan])
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"

@@ -497,9 +497,17 @@ def _rank_key(row: dict):
     return (-(value if value == value else -math.inf), row["trial"])
 
 
+def _finished(row: dict) -> bool:
+    """A trial that trained all its epochs (a diverged one has no accuracy and no network)."""
+    return row["status"] == "ok" and row["val_acc"] == row["val_acc"]
+
+
 def best_trial(rows) -> dict | None:
-    """The row with the best final validation accuracy (ties: the lowest trial index)."""
-    rows = list(rows.values() if isinstance(rows, dict) else rows)
+    """The finished row with the best final validation accuracy (ties: the lowest trial index).
+
+    None when no trial finished: a diverged trial has no accuracy to be the best by.
+    """
+    rows = [row for row in (rows.values() if isinstance(rows, dict) else rows) if _finished(row)]
     return min(rows, key=_rank_key) if rows else None
 
 
@@ -754,7 +762,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                     trained.append(result["trial"])
                     bar.update(1)
                     best = best_trial(in_sweep)
-                    bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
+                    if best is not None:
+                        bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
         finally:
             if trial_log is not None:
                 trial_log.close()
@@ -768,8 +777,9 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     sweep_rows = sorted(in_sweep.values(), key=lambda r: r["trial"])
     best = best_trial(sweep_rows)
     best_model.ensure(best, lambda row: _retrain(settings, row))
-    files = {"settings": out / SETTINGS_NAME, "trials": trials_path, "curves": out / CURVES_DIR,
-             "best_model": out / BEST_MODEL_NAME}
+    files = {"settings": out / SETTINGS_NAME, "trials": trials_path, "curves": out / CURVES_DIR}
+    if best is not None:
+        files["best_model"] = out / BEST_MODEL_NAME
     if plots:
         files.update(_draw(out, settings, sweep_rows, log))
     result = SweepResult(out=out, settings=settings, rows=sweep_rows, best=best, trained=trained, files=files)
@@ -898,7 +908,7 @@ def _retrain(settings: SweepSettings, row: dict) -> dict:
 def _draw(out: Path, settings: SweepSettings, rows: list[dict], log) -> dict:
     from nnscratch.plots.sweep import plot_best_trials, plot_lr_weight_decay
 
-    ranked = sorted(rows, key=_rank_key)
+    ranked = sorted((row for row in rows if _finished(row)), key=_rank_key)  # the diverged have no curves
     curves = []
     for row in ranked[:20]:
         found = row if "val_acc_list" in row else _read_curves(out, row["trial"])
@@ -927,9 +937,16 @@ def _summarize(result: SweepResult, log) -> None:
     done_before = len(rows) - len(result.trained)
     log(f"{_count(len(rows), 'trial')} in {result.out}: {len(result.trained)} trained now"
         + (f", {done_before} on record" if done_before else ""))
-    for rank, row in enumerate(sorted(rows, key=_rank_key)[:5], start=1):
+    finished = [row for row in rows if _finished(row)]
+    for rank, row in enumerate(sorted(finished, key=_rank_key)[:5], start=1):
         log(f"Best-{rank} (val acc: {row['val_acc']:.4f}) | lr: {row['lr']:.4g}, "
             f"weight decay: {row['weight_decay']:.4g}   [trial {row['trial']}]")
+    diverged = len(rows) - len(finished)
+    if diverged:
+        lr_range = _show(list(result.settings.lr_range))
+        log(f"{_count(diverged, 'trial')} diverged (no accuracy, no network)"
+            + ("" if finished else f": every learning rate drawn from --lr-range {lr_range} "
+               "was too large; try a lower range (the book's is 1e-6 1e-2)"))
     if best is not None:
         shown = ", ".join(str(p) for k, p in result.files.items() if k != "settings")
         log(f"best: lr {best['lr']:.4g}, weight decay {best['weight_decay']:.4g}, "

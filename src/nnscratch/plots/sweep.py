@@ -53,8 +53,10 @@ def plot_best_trials(trials, path=None, *, count: int = 20, ncols: int = 5):
         val = np.asarray(trial["val_acc_list"], dtype=np.float64)
         train = np.asarray(trial["train_acc_list"], dtype=np.float64)
         epochs = np.arange(1, val.size + 1)
-        ax.plot(epochs, val, color="C0", label="validation")
-        ax.plot(np.arange(1, train.size + 1), train, color="C1", linestyle="--", label="training")
+        # One epoch is one point: a line of one point is not drawn at all, a marker is.
+        marker = "o" if max(val.size, train.size) == 1 else None
+        ax.plot(epochs, val, color="C0", marker=marker, label="validation")
+        ax.plot(np.arange(1, train.size + 1), train, color="C1", linestyle="--", marker=marker, label="training")
         title = f"Best-{rank}"
         if "val_acc" in trial:
             title += f"  val {trial['val_acc']:.2f}"
@@ -64,8 +66,13 @@ def plot_best_trials(trials, path=None, *, count: int = 20, ncols: int = 5):
                     transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
         ax.set_ylim(0.0, 1.0)
         ax.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes[-1]:
         ax.set_xlabel("epochs", fontsize=8)
+        # Matplotlib's usual ticks, whole epochs only (one epoch was ticked 0.950, 0.975 ...).
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True,
+                                               min_n_ticks=1))
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy", fontsize=8)
     axes.flat[0].legend(loc="upper left", fontsize=7)
@@ -102,7 +109,7 @@ def plot_lr_weight_decay(lr, weight_decay, val_acc, path=None, *, lr_range=None,
         best = int(np.nanargmax(val_acc))
         ax.scatter([lr[best]], [weight_decay[best]], marker="*", s=260, facecolors="none",
                    edgecolors="red", linewidths=1.5, label=f"best: {val_acc[best]:.3f}")
-        ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # the best star, or the diverged crosses when every trial diverged
     fig.colorbar(points, ax=ax, label="validation accuracy")
     ax.set_xscale("log")
     ax.set_yscale("log")
