@@ -20,7 +20,7 @@ import numpy as np
 from nnscratch.errors import ImageInputError
 
 __all__ = ["prepare_digit", "prepare_digits", "prepare_digit_stages", "DigitStages", "DIGIT_BOX", "FIELD",
-           "MAX_PIXELS", "MAX_FILE_BYTES"]
+           "MAX_PIXELS", "MAX_SIDE_PIXELS", "MAX_FILE_BYTES"]
 
 FIELD = 28       # side of the MNIST image
 DIGIT_BOX = 20   # side of the box the digit is scaled to fit
@@ -48,6 +48,13 @@ _MAX_SIDE = 1000
 # reduced on the way; anything larger is not a picture of a digit.
 MAX_PIXELS = 150_000_000
 MAX_FILE_BYTES = 200_000_000
+# Pillow keeps a pointer for every row: a 1 x 149,000,000 strip took 1.3 GB and 4.6 s to
+# be found blank. No picture of a digit is longer than this a side.
+MAX_SIDE_PIXELS = 100_000
+# Large pictures are reduced in stripes of about this many pixels: Pillow reduces RGBA
+# and LA through a premultiplied copy of the whole picture (and 16-bit ones through a
+# 32-bit copy), which doubled or tripled the memory of a 144-megapixel page.
+_STRIPE_PIXELS = 4_000_000
 
 
 @dataclass
@@ -134,6 +141,9 @@ def _open_image(source):
                 f"at most {MAX_PIXELS // 10**6} megapixels)")
         if width < 1 or height < 1:
             raise ImageInputError(f"{name}: the image is empty ({width}x{height} pixels)")
+        if max(width, height) > MAX_SIDE_PIXELS:
+            raise ImageInputError(f"{name}: the picture is too long ({width}x{height} pixels; "
+                                  f"at most {MAX_SIDE_PIXELS:,} pixels a side)")
         factor = max(width, height) // _MAX_SIDE
         if factor >= 2 and image.format == "JPEG":
             image.draft(image.mode if image.mode in ("L", "RGB") else None,
@@ -160,7 +170,27 @@ def _open_image(source):
 
 
 def _reduce(image, factor: int):
-    """Block means of factor x factor pixels, in Pillow (which reduces only some modes)."""
+    """Block means of factor x factor pixels, in Pillow, a stripe of rows at a time.
+
+    Each stripe is a whole number of blocks tall, so the result is the whole picture's
+    reduction, without the full-size copies Pillow makes for some modes.
+    """
+    from PIL import Image
+
+    rows = factor * max(1, _STRIPE_PIXELS // (image.width * factor))
+    if image.height <= rows:
+        return _reduce_whole(image, factor)
+    stripes = [_reduce_whole(image.crop((0, top, image.width, min(top + rows, image.height))), factor)
+               for top in range(0, image.height, rows)]
+    reduced = Image.new(stripes[0].mode, (stripes[0].width, sum(stripe.height for stripe in stripes)))
+    top = 0
+    for stripe in stripes:
+        reduced.paste(stripe, (0, top))
+        top += stripe.height
+    return reduced
+
+
+def _reduce_whole(image, factor: int):
     if image.mode == "P":  # averaging palette indices would be meaningless
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif image.mode == "PA":
