@@ -359,3 +359,22 @@ def test_train_view_reports_bad_settings_and_a_failed_run(browser, tmp_path):
                       if "status of 422" not in p and "ERR_CONNECTION_REFUSED" not in p]
     watch.check()
     ctx.close()
+
+
+def test_a_second_model_that_cannot_read_does_not_hide_the_first_ones_reading(browser, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "broken").mkdir(parents=True)
+    (runs / "broken" / "model.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with running_server(runs_dir=runs, digits_dir=tmp_path / "digits") as (base, app):
+        ctx, page, watch = open_page(browser, base, viewport={"width": 1280, "height": 900})
+        page.select_option("#compare", "run-broken")
+        draw_with_mouse(page, SEVEN)
+        playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
+        playwright_api.expect(page.locator("#verdict-2")).to_contain_text("could not read the drawing: ",
+                                                                          timeout=15_000)
+        assert "model.npz" in page.locator("#verdict-2").inner_text()
+        assert page.locator("[data-testid=prediction-2]").inner_text() == "·"
+        assert page.locator("#status").inner_text() == ""
+        watch.problems = [p for p in watch.problems if "status of 422" not in p]   # chromium logs each 4xx
+        watch.check()
+        ctx.close()

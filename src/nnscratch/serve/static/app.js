@@ -131,12 +131,19 @@
       const blob = await canvasBlob();
       const asks = [postPicture("/api/predict?details=true&model=" + encodeURIComponent(state.model), blob)];
       if (state.compare) asks.push(postPicture("/api/predict?model=" + encodeURIComponent(state.compare), blob));
-      const [first, second] = await Promise.all(asks);
+      // Each model's reading on its own: a second model that cannot read (a broken file) must not
+      // hide the first one's answer.
+      const [first, second] = await Promise.allSettled(asks);
       if (seq === state.seq && state.hasInk) {
-        showReading(first, "");
-        if (second) showReading(second, "-2");
-        showInside(first);
-        setStatus("");
+        if (first.status === "fulfilled") {
+          showReading(first.value, "");
+          showInside(first.value);
+          setStatus("");
+        } else {
+          setStatus("could not read the drawing: " + first.reason.message);
+        }
+        if (second && second.status === "fulfilled") showReading(second.value, "-2");
+        else if (second) showUnread("-2", second.reason.message);
       }
     } catch (error) {
       if (seq === state.seq) setStatus("could not read the drawing: " + error.message);
@@ -192,6 +199,15 @@
       text.className = "verdict-text";
     }
     setBars($("bars" + suffix), answer.probabilities, answer.label);
+  }
+
+  function showUnread(suffix, message) {
+    $("prediction" + suffix).textContent = "·";
+    $("prediction" + suffix).className = "digit empty";
+    $("verdict" + suffix).textContent = "could not read the drawing: " + message;
+    $("verdict" + suffix).className = "verdict-text uncertain";
+    $("architecture" + suffix).textContent = "";
+    setBars($("bars" + suffix), null, null);
   }
 
   function showEmpty() {
