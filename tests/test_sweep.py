@@ -104,6 +104,14 @@ def test_bad_settings_are_config_errors_naming_the_option(change, flag):
 # ---------------------------------------------------------------------------- sweeps on the cluster
 
 
+def test_a_limit_beyond_mnist_is_recorded_as_all_of_it():
+    # Before: --limit 100000000 was recorded as such, and a rerun with --limit 60000 (the same
+    # images) was refused as a sweep "made with other settings".
+    assert SweepSettings(limit=10**8).checked().limit == 60_000
+    assert SweepSettings(limit=10**8).checked().differences(SweepSettings(limit=60_000).checked()) == []
+    assert SweepSettings(limit=500).checked().limit == 500
+
+
 def test_scattered_data_arrives_aligned_so_numpy_uses_blas(client):
     # Dask's buffers can put a float32 array at an odd address; NumPy's matmul then skips BLAS.
     data = load_sweep_data(TINY)

@@ -84,6 +84,7 @@ _DATA_STREAM = 0
 _TRIAL_STREAM = 1
 
 N_CLASSES = 10  # MNIST's digits, whether or not a small --limit holds all ten
+MNIST_TRAIN_IMAGES = 60_000
 MAX_TRIALS = 100_000
 # Every worker holds a trial's network, its gradients and the trained copy it returns:
 # 50 million float32 parameters are about 600 MB, far beyond the book's 130,010.
@@ -191,7 +192,9 @@ class SweepSettings:
             raise ConfigError(f"--validation must be a fraction between 0 and 1, got {validation!r}")
         checked = SweepSettings(
             trials=integer("trials", 1, MAX_TRIALS), epochs=integer("epochs", 1, MAX_EPOCHS),
-            limit=integer("limit", 2),
+            # Beyond MNIST's 60,000 training images every limit is the same sweep: recorded as 60,000,
+            # so that a rerun with another large --limit is not refused as "other settings".
+            limit=min(integer("limit", 2), MNIST_TRAIN_IMAGES),
             validation=float(validation), lr_range=log_range("lr_range"),
             weight_decay_range=log_range("weight_decay_range"), hidden=hidden,
             batch_size=integer("batch_size", 1, MAX_BATCH), seed=integer("seed", 0, 2**63 - 1))
