@@ -378,3 +378,14 @@ def test_a_second_model_that_cannot_read_does_not_hide_the_first_ones_reading(br
         watch.problems = [p for p in watch.problems if "status of 422" not in p]   # chromium logs each 4xx
         watch.check()
         ctx.close()
+        # On a phone the message (a long path) wraps inside its card instead of sticking out.
+        ctx, page, watch = open_page(browser, base, viewport={"width": 390, "height": 844}, is_mobile=True,
+                                     has_touch=True, device_scale_factor=2)
+        page.select_option("#compare", "run-broken")
+        draw_with_mouse(page, SEVEN)
+        playwright_api.expect(page.locator("#verdict-2")).to_contain_text("model.npz", timeout=15_000)
+        card = page.locator("#reading-2").bounding_box()
+        text = page.locator("#verdict-2").bounding_box()
+        assert text["x"] + text["width"] <= card["x"] + card["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        ctx.close()
