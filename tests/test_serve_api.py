@@ -782,3 +782,22 @@ def test_unknown_ids_do_not_each_buy_a_scan_of_the_runs_folder(tmp_path, monkeyp
     time.sleep(0.06)
     assert catalog.get("run-b").id == "run-b"
     assert len(scans) == 2
+
+
+def test_a_run_whose_picker_update_fails_still_ends(tmp_path, monkeypatch):
+    """The run is saved; a failure listing it afterwards (a run folder removed mid-scan) must not leave
+    the job 'running' forever (events stream never ending, every new run refused with 409)."""
+    with running_server(runs_dir=tmp_path / "runs", digits_dir=tmp_path / "digits") as (base, app):
+        def vanished():
+            raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "runs" / "gone"))
+
+        monkeypatch.setattr(app.state.catalog, "refresh", vanished)
+        settings = {"model": "mlp", "hidden": [10], "epochs": 1, "limit": 500}
+        assert call(base, "/api/train", json.dumps(settings).encode(), "application/json")[0] == 202
+        events = _events(base, timeout=60)
+        final = events[-1][1]
+        assert events[-1][0] == "end" and final["state"] == "done"
+        assert "picker could not be updated" in final["note"]
+        assert (tmp_path / "runs" / final["run"] / "model.npz").is_file()
+        assert call(base, "/api/train", json.dumps(settings).encode(), "application/json")[0] == 202
+        app.state.job.wait(60)

@@ -199,6 +199,15 @@ class TrainingJob:
 
     def _work(self, runs, settings, out: Path) -> None:
         try:
+            self._run(runs, settings, out)
+        finally:   # whatever happened, the run is over: the stream ends and another run may start
+            with self._lock:
+                if self._state["state"] in ("running", "stopping"):
+                    self._state.update(state="failed", message="the training thread ended unexpectedly",
+                                       finished=time.time())
+
+    def _run(self, runs, settings, out: Path) -> None:
+        try:
             try:
                 self.runs_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:   # "[Errno 17] File exists: '...'" says little on the page
@@ -216,8 +225,12 @@ class TrainingJob:
                    "interrupted": bool(getattr(result, "interrupted", False)),
                    "test_accuracy": getattr(result, "test_accuracy", None)}
         if self.catalog is not None:
-            self.catalog.refresh()
-            model_id = self.catalog.id_of(Path(getattr(result, "out", out)) / "model.npz")
+            try:   # the run is saved whatever happens here (a run folder removed mid-scan, ...)
+                self.catalog.refresh()
+                model_id = self.catalog.id_of(Path(getattr(result, "out", out)) / "model.npz")
+            except Exception as exc:
+                model_id = None
+                summary["note"] = f"saved, but the model picker could not be updated: {exc}"
             if model_id is not None:
                 summary["model_id"] = model_id
         self._emit({"type": "done", **{k: v for k, v in summary.items() if k != "state"}})

@@ -447,7 +447,8 @@
         $("train-state").textContent = status.interrupted
           ? "stopped: " + status.run + " · its checkpoint is kept (nnscratch train --resume continues it); " +
             "only a finished run joins the model picker"
-          : "finished: " + status.run + acc + (status.model_id ? " · now in the model picker" : "");
+          : "finished: " + status.run + acc + (status.model_id ? " · now in the model picker" : "") +
+            (status.note ? " · " + status.note : "");
         await loadModels();
       } else if (status.state === "failed") {
         $("train-state").textContent = "failed: " + (status.message || "");
