@@ -339,7 +339,8 @@ def contents(path):
     (lambda m: m["model"].update(config=["not", "a", "dict"]), "model config"),
     (lambda m: m["model"].update({"class": "os.system"}), "unknown model class 'os.system'"),
     (lambda m: m.update(model="TwoLayerNet"), "unknown model class"),
-], ids=["unexpected-kwarg", "negative-size", "config-list", "foreign-class", "model-not-object"])
+    (lambda m: m["model"].update({"class": ["TwoLayerNet"]}), "unknown model class"),  # was TypeError: unhashable
+], ids=["unexpected-kwarg", "negative-size", "config-list", "foreign-class", "model-not-object", "class-list"])
 def test_forged_model_metadata_is_refused(model_file, tmp_path, edit, message):
     _, path = model_file
     metadata, arrays = contents(path)
@@ -356,8 +357,11 @@ def test_forged_model_metadata_is_refused(model_file, tmp_path, edit, message):
     (lambda m: m["trainer_state"].update(permutation={"__ndarray__": "param/../../etc"}), "missing"),
     (lambda m: m["trainer_state"].update(shape={"__tuple__": 5}), "tuple marker"),
     (lambda m: m.update(trainer_state=[1, 2]), "not an object"),
+    # An array where the model's random state belongs: "truth value of an array ... is ambiguous".
+    (lambda m: m["trainer_state"].update(model_rng=m["trainer_state"]["permutation"]), "random state is ndarray"),
+    (lambda m: m.update(model_rng_state=m["trainer_state"]["permutation"]), "random state is ndarray"),
 ], ids=["optimizer-kwarg", "optimizer-class", "array-key-list", "array-key-path", "tuple-marker",
-        "state-list"])
+        "state-list", "model-rng-array", "old-model-rng-array"])
 def test_forged_checkpoint_metadata_is_refused(tmp_path, edit, message):
     path = nnio.save_checkpoint(tmp_path / "checkpoint.npz",
                                 {"permutation": np.arange(10), "shape": (1, 28, 28)},
@@ -368,6 +372,19 @@ def test_forged_checkpoint_metadata_is_refused(tmp_path, edit, message):
     forged = write_with_valid_checksum(tmp_path / "forged.npz", metadata, arrays)
     with pytest.raises(ModelFileError, match=f"forged.npz.*{message}"):
         nnio.load_checkpoint(forged)
+
+
+def test_a_forged_init_scale_does_not_warn_while_building(model_file, tmp_path):
+    # The initial weights are replaced by the stored ones; 1e308 overflowed in them and the
+    # CLI printed two "warning: overflow" lines before reading a picture.
+    _, path = model_file
+    metadata, arrays = contents(path)
+    metadata["model"]["config"]["weight_init_std"] = 1e308
+    forged = write_with_valid_checksum(tmp_path / "forged.npz", metadata, arrays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = nnio.load_model(forged)
+    assert all(np.isfinite(a).all() for a in model.params.values())
 
 
 def test_config_that_does_not_match_the_arrays(tmp_path):

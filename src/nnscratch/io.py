@@ -334,7 +334,7 @@ def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
 
     class_name = record.get("class") if isinstance(record, dict) else None
     config = record.get("config") if isinstance(record, dict) else None
-    if class_name not in MODELS:
+    if not isinstance(class_name, str) or class_name not in MODELS:  # a forged list is unhashable
         known = ", ".join(sorted(MODELS))
         raise ModelFileError(f"{path}: unknown model class {_shorten(class_name, 60)} (known: {known})")
     if not isinstance(config, dict):
@@ -345,7 +345,10 @@ def _rebuild_model(path, record: dict, arrays: dict[str, np.ndarray]):
     if declared is not None:
         _check_declared_arrays(path, class_name, declared, arrays)
     try:
-        model = build_model(class_name, config)
+        # The initial weights are replaced by the stored ones: a forged weight_init_std of
+        # 1e308 overflowing in them is no reason for warnings.
+        with np.errstate(all="ignore"):
+            model = build_model(class_name, config)
     except Exception as exc:
         shown = json.dumps(config, sort_keys=True)
         shown = shown if len(shown) <= 300 else shown[:300] + "..."  # a forged config may be huge
@@ -610,6 +613,10 @@ def load_checkpoint(path) -> Checkpoint:
     args = metadata.get("args") or {}
     if not isinstance(trainer_state, dict) or not isinstance(args, dict):
         raise ModelFileError(f"{path}: corrupt checkpoint: trainer state or args is not an object")
+    for state in (rng_state, trainer_state.get("model_rng")):
+        if not isinstance(state, (dict, type(None))):  # an array's truth value would be ambiguous
+            raise ModelFileError(f"{path}: corrupt checkpoint: the model's random state is "
+                                 f"{type(state).__name__}, expected an object")
     if rng_state and "model_rng" not in trainer_state:  # written before the state had one place
         trainer_state["model_rng"] = rng_state
     model_rng = trainer_state.get("model_rng")
