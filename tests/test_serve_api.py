@@ -801,3 +801,32 @@ def test_a_run_whose_picker_update_fails_still_ends(tmp_path, monkeypatch):
         assert (tmp_path / "runs" / final["run"] / "model.npz").is_file()
         assert call(base, "/api/train", json.dumps(settings).encode(), "application/json")[0] == 202
         app.state.job.wait(60)
+
+
+def test_a_run_removed_while_the_runs_folder_is_listed_is_left_out(tmp_path, monkeypatch):
+    """A model file deleted between the folder scan and sorting by time: the listing goes on
+    (it raised FileNotFoundError: GET /api/models answered 500)."""
+    from pathlib import Path as PathType
+
+    from nnscratch import io as nnio
+    from nnscratch.models import MultiLayerNet
+    from nnscratch.serve.catalog import ModelCatalog
+
+    runs = tmp_path / "runs"
+    for name in ("keep", "gone"):
+        (runs / name).mkdir(parents=True)
+        nnio.save_model(MultiLayerNet(784, [5], 10, seed=0), runs / name / "model.npz")
+    real_exists = PathType.exists
+    asked = []
+
+    def checked_then_removed(path):
+        answer = real_exists(path)
+        if path.parent.name == "gone" and path.name == "model.npz" and answer:
+            asked.append(path)
+            if len(asked) == 2:              # glob asked first; the second check is the listing's own
+                path.unlink()                # another process removes the run right after it
+        return answer
+
+    monkeypatch.setattr(PathType, "exists", checked_then_removed)
+    names = [entry["name"] for entry in ModelCatalog((), runs, pretrained=False).refresh()]
+    assert "keep" in names

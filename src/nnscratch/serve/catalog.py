@@ -51,6 +51,16 @@ class LoadedModel:
     info: dict = field(default_factory=dict)   # describe(model)
 
 
+def _mtime(path: Path | None) -> int:
+    """The file's modification time in ns, 0 for the pretrained model or a file gone meanwhile."""
+    if path is None:
+        return 0
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:   # removed between listing and now (a run folder deleted, a run rewritten)
+        return 0
+
+
 def _clean_id(text: str) -> str:
     return _ID_CHARS.sub("-", text).strip("-.") or "model"
 
@@ -98,7 +108,7 @@ class ModelCatalog:
                     continue
                 if path.is_file():
                     found.append(path)
-        found.sort(key=lambda p: p.stat().st_mtime_ns if p.exists() else 0, reverse=True)
+        found.sort(key=_mtime, reverse=True)
         return found[:MAX_RUN_MODELS]
 
     def refresh(self) -> list[dict]:
@@ -153,7 +163,7 @@ class ModelCatalog:
             raise UnknownModelError(f"unknown model id {model_id!r}; GET /api/models lists the ids")
         with self._lock:
             path = self._paths[model_id]
-            mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
+            mtime = _mtime(path)
             cached = self._loaded.get(model_id)
             if cached is not None and cached.mtime_ns == mtime:
                 self._loaded.move_to_end(model_id)
