@@ -362,6 +362,27 @@ def test_log_proba_stays_finite_where_proba_underflows():
     np.testing.assert_allclose(np.exp(log_proba), proba, atol=1e-12)
 
 
+def test_values_beyond_float32_are_refused_in_words():
+    X, y = make_blobs(n_samples=30, n_features=4, random_state=0)
+    # Finite in float64, infinite in the float32 the network trains in. Before: "ShapeError:
+    # x_train holds 1 NaN or infinite values; clean the data" about data that had none.
+    X[0, 0] = 1e39
+    with pytest.raises(ValueError, match=r"^X holds values up to 1e\+39, beyond float32's 3.4e\+38: "
+                                         r"NeuralNetClassifier trains in float32; scale X"):
+        quiet().fit(X, y)
+
+
+def test_rows_whose_scores_overflow_are_an_error_not_nan_probabilities():
+    X, y = make_blobs(n_samples=30, n_features=4, random_state=0)
+    clf = quiet(max_iter=2).fit(X, y)
+    huge = np.vstack([X[:2], np.full((1, 4), 1e308)])
+    # Before: predict_proba gave a row of NaN (no warning in words) and predict its first class.
+    for method in (clf.predict_proba, clf.predict_log_proba, clf.predict):
+        with pytest.raises(ValueError, match=r"^X rows \[2\] make the network's scores overflow"):
+            method(huge)
+    np.testing.assert_allclose(clf.predict_proba(np.full((2, 4), 1e300)).sum(axis=1), 1.0)
+
+
 def test_divergence_is_one_error_in_the_estimators_terms_and_leaves_it_unfitted():
     from sklearn.exceptions import NotFittedError
 

@@ -239,6 +239,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         if start_over and fitted:
             del self.model_  # a refit that fails leaves the estimator unfitted, not half-updated
         X, y = validate_data(self, X, y, reset=start_over, dtype=(np.float64, np.float32))
+        _check_float32_range(X)
         check_classification_targets(y)
         settings, activation = self._settings(X.shape[0])
         architecture = (settings.model, settings.hidden, activation, settings.dropout, settings.batchnorm)
@@ -464,9 +465,16 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         x = self._as_model_input(X)
         net = self.model_.astype(np.float64)
         out = np.empty((X.shape[0], net.output_size), dtype=np.float64)
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            scores = net.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
-            out[start:start + _PREDICT_CHUNK] = transform(scores)
+        with np.errstate(over="ignore", invalid="ignore"):  # said below, in words
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                scores = net.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
+                out[start:start + _PREDICT_CHUNK] = transform(scores)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(f"X rows {rows[:10].tolist()}{' ...' if rows.size > 10 else ''} make the network's "
+                             f"scores overflow (|X| up to {np.abs(X[rows]).max():.3g}): no probability can be "
+                             "given; scale X as it was scaled for fit")
         return out
 
     def predict_proba(self, X):
@@ -554,6 +562,19 @@ def _parameter_count(settings, input_shape, n_classes: int) -> int:
     one, two = (parameter_count(replace(settings, hidden=[width]), input_shape=input_shape,
                                 n_classes=n_classes) for width in (1, 2))
     return one + (settings.hidden[0] - 1) * (two - one)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(X) -> None:
+    """Refuse values that are finite in X's float64 but infinite in the float32 the network trains in."""
+    if X.dtype == np.float32 or X.size == 0:
+        return
+    largest = float(np.abs(X).max())
+    if largest > _FLOAT32_MAX:
+        raise ValueError(f"X holds values up to {largest:.3g}, beyond float32's {_FLOAT32_MAX:.3g}: "
+                         "NeuralNetClassifier trains in float32; scale X (e.g. StandardScaler)")
 
 
 def _snapshot(model) -> dict:
