@@ -421,6 +421,21 @@ def test_show_shaded_and_png(tmp_path):
     assert_one_line_error(run("show", "--index", 60000), "--index")
 
 
+def test_block_characters_on_an_ascii_output_are_one_error_line(tmp_path):
+    # Was "error: unexpected UnicodeEncodeError ... please report it", after part of the output.
+    ascii_env = cli_env(PYTHONIOENCODING="ascii")
+    for style in ("shades", "halfblocks"):
+        result = run("show", "--style", style, env=ascii_env)
+        assert_one_line_error(result, f"--style {style}", "(ascii) has no block characters", "--style numbers")
+        assert result.stdout == ""
+    assert run("show", "--style", "numbers", env=ascii_env).returncode == 0
+    digit = draw_digit_one(tmp_path / "one.png")
+    result = run("predict", digit, "--show", env=ascii_env)
+    assert_one_line_error(result, "--show", "PYTHONIOENCODING=utf-8")
+    assert result.stdout == ""
+    assert run("predict", digit, "--show", "--json", env=ascii_env).returncode == 0  # --json shows no blocks
+
+
 def test_plot_draws_the_chapter_4_figures(tmp_path):
     tangent = tmp_path / "tangent.png"
     result = run("plot", "tangent", "--x", 5, "--out", tangent)

@@ -307,6 +307,17 @@ def cmd_evaluate(args) -> int:
 # ============================================================================ predict
 
 
+def _check_output_shows_blocks(flag: str) -> None:
+    """Block characters need an output that can encode them (PYTHONIOENCODING=ascii, an old
+    console): refused up front, instead of an "unexpected UnicodeEncodeError" halfway."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        "\u2591\u2592\u2593\u2588\u2580\u2584".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        raise ConfigError(f"{flag}: the output's encoding ({encoding}) has no block characters; "
+                          "set PYTHONIOENCODING=utf-8" + (", or use --style numbers" if "style" in flag else ""))
+
+
 def cmd_predict(args) -> int:
     import numpy as np
 
@@ -315,6 +326,8 @@ def cmd_predict(args) -> int:
     from nnscratch.imaging import prepare_digit
     from nnscratch.reading import assess, describe, to_json
 
+    if args.show and not args.json:
+        _check_output_shows_blocks("--show")
     model, source = _load_model_arg(args.model)
     # Like other tools given many files: an unreadable one gets its own error line
     # (and exit status 2; with --json also its own {"path", "error"} entry), the others are still read.
@@ -380,6 +393,8 @@ def cmd_show(args) -> int:
     # Bounded before anything is loaded: a grid of 500,000 digits would need gigabytes.
     if args.png:
         _check_output_file(args.png, "--png")
+    if not args.png and args.style != "numbers":
+        _check_output_shows_blocks(f"--style {args.style}")
     most = SHOW_MAX_PNG if args.png else SHOW_MAX_TEXT
     if args.index is None and not 1 <= args.count <= most:
         raise ConfigError(f"--count must be from 1 to {most}{' with --png' if args.png else ''}, got {args.count}")
