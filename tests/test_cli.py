@@ -228,6 +228,10 @@ def test_corrupt_model_file_is_a_clear_error(trained, tmp_path):
     truncated.write_bytes(bytes(data[:1000]))
     assert_one_line_error(run("predict", "x.png", "--model", truncated), "truncated.npz")
     assert_one_line_error(run("evaluate", "--model", tmp_path / "missing.npz"), "missing.npz")
+    # A folder that is no run: was "FOLDER/model.npz: no such model file".
+    (tmp_path / "pictures").mkdir()
+    assert_one_line_error(run("predict", "x.png", "--model", tmp_path / "pictures"),
+                          "pictures: a directory with no model.npz in it")
 
 
 # ----------------------------------------------------------------- predict

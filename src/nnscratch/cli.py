@@ -108,6 +108,9 @@ def _load_model_arg(model_path):
         return nnio.load_pretrained(), f"pretrained {nnio.PRETRAINED_MODEL}"
     path = Path(model_path)
     if path.is_dir():
+        if not (path / MODEL_NAME).exists():  # was "DIR/model.npz: no such model file"
+            raise ConfigError(f"--model {model_path}: a directory with no {MODEL_NAME} in it; give a model "
+                              "file or the directory of a `nnscratch train` run")
         path = path / MODEL_NAME
     model = nnio.load_model(path)
     _check_takes_digit_images(model, str(path))
