@@ -830,3 +830,20 @@ def test_a_run_removed_while_the_runs_folder_is_listed_is_left_out(tmp_path, mon
     monkeypatch.setattr(PathType, "exists", checked_then_removed)
     names = [entry["name"] for entry in ModelCatalog((), runs, pretrained=False).refresh()]
     assert "keep" in names
+
+
+def test_a_client_that_leaves_mid_body_is_not_logged_as_a_server_error(server, caplog):
+    """Closing the page during an upload: each such request logged ~100 lines of traceback as an error."""
+    import logging
+
+    base, _, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                          b"Content-Length: 5000\r\n\r\n" + b"x" * 100)
+                time.sleep(0.1)
+        assert predict(base, _png(ONE))[0] == 200          # served after them, so they have been handled
+        time.sleep(0.3)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -139,6 +139,7 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     catalog = ModelCatalog(models, runs_dir, pretrained=pretrained)
     folder = DigitFolder(digits_dir)
@@ -210,6 +211,8 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
                     chunks.append(chunk)
         except TimeoutError:
             raise BadInput(408, f"the body did not arrive within {body_timeout_s:g} s") from None
+        except ClientDisconnect:   # the client went away mid-body (a page closed): nobody to answer, nothing to log
+            raise BadInput(400, "the client disconnected before its body arrived") from None
         return b"".join(chunks)
 
     def check_model_id(model_id: str) -> str:
