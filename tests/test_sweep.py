@@ -483,6 +483,43 @@ def test_command_ctrl_c_keeps_the_finished_trials_and_a_rerun_completes_the_swee
     assert sorted(trials) == list(range(16))
 
 
+def test_ctrl_c_in_a_terminal_stops_the_driver_and_its_local_workers_quietly(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, the local workers too."""
+    import signal
+
+    out = tmp_path / "sweep"
+    flags = ["--trials", "8", "--epochs", "3000", "--limit", "60", "--hidden", "16", "--batch-size", "20",
+             "--no-progress", "--no-plots", "--workers", "2", "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "nnscratch", "sweep", *flags], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "trials.csv").exists() and len((out / "trials.csv").read_bytes().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    # Before: the workers died of the signal first, and the scheduler logged "distributed.scheduler -
+    # ERROR - Removing worker ... caused the cluster to lose scattered data" above this line.
+    assert stderr == f"\nInterrupted: the finished trials are in {out}/trials.csv; rerun the same command " \
+                     "to continue.\n"
+    assert 1 <= len(read_trials(out / "trials.csv")) < 8
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # no worker process is left in the group
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes outlived the interrupted sweep")
+
+
 def test_command_without_dask_names_the_extra_to_install(tmp_path):
     blocked = tmp_path / "site"
     for name in ("distributed", "dask"):

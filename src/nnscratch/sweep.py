@@ -40,6 +40,7 @@ another worker, and its row is written once, when its result arrives.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as _stdio
 import json
@@ -47,8 +48,10 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
 import struct
+import threading
 import time
 import uuid
 import warnings
@@ -579,7 +582,7 @@ class _Cluster:
         from distributed import Client, LocalCluster
 
         if self.scheduler is None:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _workers_ignore_ctrl_c():
                 # Without a dashboard the scheduler still serves /health on 127.0.0.1, at port 8787
                 # or, when another cluster has that, at a free one: nothing to warn a user about.
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
@@ -611,6 +614,25 @@ class _Cluster:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start the local workers with SIGINT ignored (they inherit it): Ctrl-C is for the driver.
+
+    A Ctrl-C in a terminal reaches the whole process group. The workers died of it at
+    once, and the scheduler logged "ERROR - Removing worker ... caused the cluster to
+    lose scattered data" above the driver's own line; now the driver alone stops, and
+    closes its workers. (A Ctrl-C while the cluster starts, about a second, is lost.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler; the caller then owns its signals
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _not_dask(address: str, what: str) -> str:
