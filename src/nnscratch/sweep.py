@@ -673,8 +673,10 @@ def _probe_scheduler(address: str, timeout: float) -> None:
                     return  # it hung up: Dask's own connection says what went wrong
                 head += chunk
         except (TimeoutError, socket.timeout):
-            raise SweepError(_not_dask(address, f"accepted the connection but sent nothing within "
-                                                f"{timeout:g} s")) from None
+            raise SweepError(f"{address} accepted the connection but sent nothing within {timeout:g} s: a Dask "
+                             "scheduler greets at once, so it is another server (a wrong port? `dask scheduler` "
+                             "listens on 8786 by default) or a scheduler too busy to answer (a larger "
+                             "--connect-timeout)") from None
         except OSError:
             return
     (length,) = struct.unpack("=Q", head)
