@@ -847,3 +847,26 @@ def test_a_client_that_leaves_mid_body_is_not_logged_as_a_server_error(server, c
         assert predict(base, _png(ONE))[0] == 200          # served after them, so they have been handled
         time.sleep(0.3)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_nnscratch_serve_on_ipv6_prints_a_url_that_opens(tmp_path):
+    """--host ::1 printed http://::1:PORT/, which no browser opens; the address goes in brackets."""
+    process = subprocess.Popen([sys.executable, "-m", "nnscratch.cli", "serve", "--host", "::1", "--port", "0",
+                                "--runs", str(tmp_path / "runs"), "--digits", str(tmp_path / "digits")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = process.stdout.readline()
+        url = line.split(" is on ")[1].split()[0]
+        assert url.startswith("http://[::1]:"), line
+        deadline = time.monotonic() + 60                 # the line comes just before uvicorn serves
+        while True:
+            try:
+                with urllib.request.urlopen(url + "api/models", timeout=30) as response:
+                    assert response.status == 200
+                break
+            except urllib.error.URLError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

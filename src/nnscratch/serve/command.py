@@ -62,6 +62,8 @@ def cmd_serve(args) -> int:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
     port = listener.getsockname()[1]
     shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
+    if ":" in shown:   # an IPv6 address goes in brackets in a URL: http://[::1]:8000/
+        shown = f"[{shown}]"
     print(f"nnscratch: the drawing page is on http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[listener])
