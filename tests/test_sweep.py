@@ -95,6 +95,8 @@ def test_the_books_split_500_images_100_of_them_validate():
     (dict(validation=1.0), "--validation"), (dict(limit=3, validation=0.1), "--validation"),
     (dict(hidden=()), "--hidden"), (dict(hidden=(100_000, 100_000)), "--hidden"), (dict(seed=-1), "--seed"),
     (dict(epochs=10**9), "--epochs"), (dict(batch_size=0), "--batch-size"),
+    # Before: int() made 1.5 a layer of 1, and "100" the layers 1, 0, 0.
+    (dict(hidden=(1.5,)), "--hidden must be layer sizes"), (dict(hidden="100"), "--hidden must be layer sizes"),
 ])
 def test_bad_settings_are_config_errors_naming_the_option(change, flag):
     with pytest.raises(ConfigError, match=flag):

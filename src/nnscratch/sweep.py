@@ -178,10 +178,11 @@ class SweepSettings:
                 raise ConfigError(f"{flag} is reversed: LOW {low:g} is above HIGH {high:g}")
             return (low, high)
 
-        try:
-            hidden = tuple(int(h) for h in self.hidden)
-        except (TypeError, ValueError):
-            raise ConfigError(f"--hidden must be layer sizes, got {self.hidden!r}") from None
+        sizes = self.hidden if isinstance(self.hidden, (list, tuple, np.ndarray)) else None
+        if sizes is None or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) for h in sizes):
+            # int() would have made 1.5 a layer of 1 and the string "100" three layers 1, 0, 0.
+            raise ConfigError(f"--hidden must be layer sizes (integers), got {self.hidden!r}")
+        hidden = tuple(int(h) for h in sizes)
         if not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS or not all(1 <= h <= MAX_HIDDEN_UNITS for h in hidden):
             raise ConfigError(f"--hidden must be 1 to {MAX_HIDDEN_LAYERS} sizes from 1 to "
                               f"{MAX_HIDDEN_UNITS:,}, got {list(hidden)}")
