@@ -164,7 +164,10 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
     page.mouse.up()
     playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
-    assert "100%" in page.locator("#bars .bar.best .pct").inner_text() or "%" in page.locator("#verdict").inner_text()
+    best = page.locator("#bars .bar.best")             # one bar marked, the 7's, with its percentage
+    assert best.count() == 1 and best.locator(".k").inner_text() == "7"
+    assert re.fullmatch(r"\d+\.\d%", best.locator(".pct").inner_text())
+    assert page.locator("#verdict").inner_text().startswith("reads 7 · ")
     assert page.locator("#bars .bar").count() == 10
     # The preparation and the inside of the network are shown.
     for stage in ("stage-crop", "stage-fitted", "stage-field"):
