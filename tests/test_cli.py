@@ -438,6 +438,11 @@ def test_block_characters_on_an_ascii_output_are_one_error_line(tmp_path):
     assert_one_line_error(result, "--show", "PYTHONIOENCODING=utf-8")
     assert result.stdout == ""
     assert run("predict", digit, "--show", "--json", env=ascii_env).returncode == 0  # --json shows no blocks
+    # A file name the output cannot encode is printed escaped (was "unexpected UnicodeEncodeError").
+    named = tmp_path / "sieben_\u00fc.png"
+    named.write_bytes(digit.read_bytes())
+    result = run("predict", named, env=ascii_env)
+    assert result.returncode == 0 and "sieben_\\xfc.png: 1" in result.stdout, (result.stdout, result.stderr)
 
 
 def test_plot_draws_the_chapter_4_figures(tmp_path):

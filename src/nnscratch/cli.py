@@ -680,6 +680,12 @@ def main(argv=None) -> int:
     debug = getattr(args, "debug", False)
     if not debug:
         _warnings_as_one_line()
+    # A file name the output's encoding cannot show (sieben_\xfc.png with PYTHONIOENCODING=ascii)
+    # is printed escaped, as on stderr, instead of failing after the work is done.
+    try:
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError, OSError):  # not a text stream that can change (a test's capture)
+        pass
     try:
         return args.func(args)
     except NnscratchError as exc:
