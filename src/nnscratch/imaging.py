@@ -242,7 +242,7 @@ def _to_gray(image):
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0, None
 
 
-def _array_to_gray(array: np.ndarray, scale: float | None = None):
+def _array_to_gray(array: np.ndarray):
     """An array -> (grey, alpha) as :func:`_to_gray`."""
     a = np.asarray(array)
     if a.dtype.kind not in "biuf":
@@ -251,8 +251,7 @@ def _array_to_gray(array: np.ndarray, scale: float | None = None):
         raise ImageInputError(f"image array is too large ({a.size} values)")
     a = np.squeeze(a.astype(np.float64))
     if a.ndim == 3 and a.shape[-1] in (3, 4):
-        if scale is None:
-            scale = 255.0 if a.size and np.nanmax(a) > 1 else 1.0
+        scale = 255.0 if a.size and np.nanmax(a) > 1 else 1.0
         rgb = a[..., :3] / scale
         gray = rgb @ _LUMA  # ITU-R 601, as Pillow's "L"
         if a.shape[-1] == 4:
