@@ -198,3 +198,38 @@ def test_pieces_and_holes_of_small_shapes():
     mesh = np.ones((28, 28), bool)
     mesh[2:26:3, 2:26:3] = False  # 64 one-pixel holes
     assert _holes(mesh, 1) == 64
+
+
+def _flood_fill_pieces(mask, neighbours):
+    """Sizes of the connected pieces of ``mask``, by a plain breadth-first flood fill."""
+    seen = np.zeros_like(mask, dtype=bool)
+    sizes = []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        seen[start], queue, size = True, [start], 0
+        while queue:
+            y, x = queue.pop()
+            size += 1
+            for dy, dx in neighbours:
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    queue.append((ny, nx))
+        sizes.append(size)
+    return sorted(sizes, reverse=True)
+
+
+def test_pieces_and_holes_agree_with_a_flood_fill_on_random_masks():
+    from nnscratch.reading import _holes, _pieces
+
+    eight = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    four = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        mask = rng.random((rng.integers(1, 29), rng.integers(1, 29))) < rng.uniform(0.2, 0.8)
+        sizes = _pieces(mask)
+        assert list(sizes) == _flood_fill_pieces(mask, eight)
+        # Holes: pieces of paper (4-connected) that do not reach the border.
+        paper = np.pad(~mask, 1, constant_values=True)
+        assert _holes(mask, sizes.size) == len(_flood_fill_pieces(paper, four)) - 1
