@@ -7,11 +7,22 @@ NumPy or Dask. The work is :func:`nnscratch.sweep.run_sweep`.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
 DEFAULT_OUT = "runs/sweep"
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # SIGTERM, as nnscratch train
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C: the cluster is closed and the finished trials kept."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise _Terminated()
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -77,13 +88,23 @@ def cmd_sweep(args) -> int:
                              validation=args.validation, lr_range=tuple(args.lr_range),
                              weight_decay_range=tuple(args.weight_decay_range), hidden=tuple(args.hidden),
                              batch_size=args.batch_size, seed=args.seed)
+    # SIGTERM (kill, timeout, a batch system) stops the sweep as Ctrl-C does. It killed the driver
+    # outright: its workers were left to notice, and multiprocessing warned of leaked semaphores.
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         run_sweep(settings, args.out, scheduler=args.scheduler, workers=args.workers,
                   connect_timeout=args.connect_timeout, plots=not args.no_plots,
                   progress=False if args.no_progress else None,
                   log=lambda line: print(line, flush=True))
-    except KeyboardInterrupt:
-        print(f"\nInterrupted: the finished trials are in {args.out}/trials.csv; "
-              "rerun the same command to continue.", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        print(f"\n{'Terminated' if terminated else 'Interrupted'}: the finished trials are in "
+              f"{args.out}/trials.csv; rerun the same command to continue.", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
