@@ -186,6 +186,26 @@ def test_warm_start_continues_where_fit_ended(digits):
         clf.fit(X, y)
 
 
+def test_a_warm_started_fit_validates_on_the_same_held_out_samples(digits, monkeypatch):
+    import nnscratch.sklearn as module
+
+    X, y, _, _ = digits
+    held_out = []
+
+    def recording_split(*arrays, **kwargs):
+        parts = module_split(*arrays, **kwargs)
+        held_out.append(parts[1].copy())  # the validation images
+        return parts
+
+    module_split = module.train_test_split
+    monkeypatch.setattr(module, "train_test_split", recording_split)
+    clf = quiet(warm_start=True, early_stopping=True, max_iter=2).fit(X, y)
+    clf.fit(X, y)
+    # Before: the second fit drew a new split, validating on images the first fit had trained on.
+    assert len(held_out) == 2
+    np.testing.assert_array_equal(held_out[0], held_out[1])
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_tol_and_n_iter_no_change_stop_like_mlpclassifier(early_stopping):
     from sklearn.neural_network import MLPClassifier

@@ -318,9 +318,10 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         n_classes = len(self.classes_)
         counts = np.bincount(labels, minlength=n_classes)
         can_stratify = counts[counts > 0].min() >= 2 and min(n_val, n - n_val) >= np.count_nonzero(counts)
-        seed = int(self._rng.integers(np.iinfo(np.int32).max))
+        # The same split at every fit of this network (as MLPClassifier's, from random_state): a
+        # warm-started fit drew a new one, so it validated on samples the first fit had trained on.
         x_train, x_val, t_train, t_val = train_test_split(
-            x, labels, test_size=n_val, random_state=seed, stratify=labels if can_stratify else None)
+            x, labels, test_size=n_val, random_state=self._seed, stratify=labels if can_stratify else None)
         return x_train, x_val, t_train, t_val
 
     # ------------------------------------------------------------ settings
