@@ -651,6 +651,7 @@ def _probe_scheduler(address: str, timeout: float) -> None:
     up, whatever --connect-timeout said; and the first bytes of another protocol's
     greeting, read as a length, made Dask allocate exabytes. Nothing listening, or a
     connection that fails, is left to Dask (which retries while a scheduler starts).
+    A real scheduler logs this probe at INFO level: "closed before handshake completed".
     """
     scheme, _, location = address.partition("://")
     if scheme != "tcp":
