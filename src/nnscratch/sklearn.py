@@ -572,7 +572,7 @@ def _check_float32_range(X) -> None:
     """Refuse values that are finite in X's float64 but infinite in the float32 the network trains in."""
     if X.dtype == np.float32 or X.size == 0:
         return
-    largest = float(np.abs(X).max())
+    largest = max(float(X.max()), -float(X.min()))  # no |X| copy: that is X's size again in float64
     if largest > _FLOAT32_MAX:
         raise ValueError(f"X holds values up to {largest:.3g}, beyond float32's {_FLOAT32_MAX:.3g}: "
                          "NeuralNetClassifier trains in float32; scale X (e.g. StandardScaler)")
