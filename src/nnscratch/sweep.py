@@ -633,7 +633,8 @@ def _workers_ignore_ctrl_c():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: a handler set outside Python (an embedding program); Python's own is the fallback.
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 def _not_dask(address: str, what: str) -> str:
