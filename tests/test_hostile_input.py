@@ -495,3 +495,11 @@ def test_a_surface_that_overflows_in_part_of_the_grid_is_drawn_without_it(tmp_pa
     result = run("plot", "surface", "--function", "exp(120*x0)+x1", "--out", tmp_path / "p.png")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert Image.open(tmp_path / "p.png").size == (640, 480)
+
+
+@pytest.mark.parametrize("target, fragment", [("/proc/version", "cannot write"),
+                                              ("no/such/folder/x.png", "does not exist")])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(target, fragment):
+    result = run("evaluate", "--limit", "5", "--plot", target, timeout=60)
+    assert_one_line_error(result, fragment)
+    assert "accuracy" not in result.stdout  # refused before evaluating

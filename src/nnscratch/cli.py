@@ -375,15 +375,23 @@ def cmd_predict(args) -> int:
 
 
 def _check_output_file(path, flag: str) -> None:
-    """An output path must be a new or a regular file: files are written to a temporary
-    name and renamed over the target, which would replace a device such as /dev/null."""
+    """An output path must be a new or a regular file in a folder that can be written, checked
+    before any work: files are written to a temporary name and renamed over the target,
+    which would replace a device such as /dev/null."""
     from nnscratch.errors import FileWriteError
-    from nnscratch.files import check_replaceable
+    from nnscratch.files import check_replaceable, check_writable
 
     try:
         check_replaceable(path)
     except FileWriteError as exc:
         raise ConfigError(f"{flag} {exc}; give a file name") from None
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: folder {folder} does not exist")
+    try:
+        check_writable(folder)
+    except FileWriteError as exc:
+        raise ConfigError(f"{flag} {path}: {exc}") from None
 
 
 SHOW_MAX_TEXT = 1000   # images printed by one `show`
