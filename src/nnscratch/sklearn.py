@@ -59,6 +59,8 @@ _PARAMETER_NAMES = {"model": "model", "hidden": "hidden_layer_sizes", "batch_siz
 ACTIVATIONS = {"relu": "relu", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh"}
 MODEL_ACTIVATIONS = {"mlp": ("relu", "sigmoid", "tanh"), "two-layer": ("relu", "sigmoid"),
                      "simple-cnn": ("relu",), "deep-cnn": ("relu",)}
+# Inputs of these dtypes are used as they are; others are converted to the first.
+_INPUT_DTYPES = (np.float32, np.float64)
 # predict / predict_proba run the network on this many samples at a time.
 _PREDICT_CHUNK = 4096
 # Bigger fully connected networks are refused before any allocation: training holds the
@@ -238,7 +240,9 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                              "(every class of the problem, e.g. classes=np.unique(y_all))")
         if start_over and fitted:
             del self.model_  # a refit that fails leaves the estimator unfitted, not half-updated
-        X, y = validate_data(self, X, y, reset=start_over, dtype=(np.float64, np.float32))
+        # float64 and float32 are kept as given; anything else (uint8 pixels, ints, float16) becomes
+        # float32, the network's dtype, at once (it became float64 first: 8 bytes a value, then 4 more).
+        X, y = validate_data(self, X, y, reset=start_over, dtype=_INPUT_DTYPES)
         _check_float32_range(X)
         check_classification_targets(y)
         settings, activation = self._settings(X.shape[0])
@@ -462,13 +466,15 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         probabilities would depend (in the 7th digit) on the samples predicted with it.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, dtype=_INPUT_DTYPES)
         x = self._as_model_input(X)
         net = self.model_.astype(np.float64)
         out = np.empty((X.shape[0], net.output_size), dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # said below, in words
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                scores = net.predict(x[start:start + _PREDICT_CHUNK], train_flg=False)
+                # float64 a chunk at a time: a float32 chunk against float64 weights skips BLAS (6x slower).
+                chunk = x[start:start + _PREDICT_CHUNK].astype(np.float64, copy=False)
+                scores = net.predict(chunk, train_flg=False)
                 out[start:start + _PREDICT_CHUNK] = transform(scores)
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():
