@@ -726,8 +726,10 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
         ``tcp://HOST:PORT`` of a running Dask scheduler. Default: a local
         cluster of ``workers`` processes on 127.0.0.1, closed at the end.
     workers : int, default 2
+        Worker processes of the local cluster, at most :func:`max_local_workers` (twice the cores).
     connect_timeout : float, default 10
-        Seconds to wait for the scheduler and its first worker.
+        Seconds to wait for the scheduler and its first worker (at most a day). Something
+        else than a Dask scheduler at ``scheduler`` is refused within it.
     plots : bool, default True
         Draw best_trials.png and lr_weight_decay.png.
     progress : bool, optional
