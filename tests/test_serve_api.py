@@ -795,6 +795,8 @@ def test_a_run_whose_picker_update_fails_still_ends(tmp_path, monkeypatch):
         monkeypatch.setattr(app.state.catalog, "refresh", vanished)
         settings = {"model": "mlp", "hidden": [10], "epochs": 1, "limit": 500}
         assert call(base, "/api/train", json.dumps(settings).encode(), "application/json")[0] == 202
+        app.state.job.wait(60)
+        assert call(base, "/api/train")[1]["state"] == "done"      # not left 'running' by a dead thread
         events = _events(base, timeout=60)
         final = events[-1][1]
         assert events[-1][0] == "end" and final["state"] == "done"
