@@ -466,11 +466,14 @@ def test_load_several_concurrent_clients_no_errors(server):
 
 
 def _events(base, timeout=120):
-    """Read GET /api/train/events to its end: [(event type, data)]."""
+    """Read GET /api/train/events to its end: [(event type, data)]; fails after ``timeout`` s in all
+    (the stream's keep-alive comments would reset a per-read timeout forever)."""
     events = []
+    deadline = time.monotonic() + timeout
     with urllib.request.urlopen(base + "/api/train/events", timeout=timeout) as response:
         kind = None
         for raw in response:
+            assert time.monotonic() < deadline, f"the event stream did not end within {timeout} s"
             line = raw.decode().rstrip("\n")
             if line.startswith("event: "):
                 kind = line[len("event: "):]
