@@ -760,6 +760,7 @@ def test_a_digits_folder_that_cannot_be_written_is_a_500_that_says_so(run_folder
         assert status == 500
         assert body["detail"].startswith(f"cannot save to the digits folder {blocked}: File exists")
         assert call(base, "/api/digits")[1]["total"] == 0
+        assert "500" in call(base, "/openapi.json")[1]["paths"]["/api/digits"]["post"]["responses"]
 
 
 def test_unknown_ids_do_not_each_buy_a_scan_of_the_runs_folder(tmp_path, monkeypatch):

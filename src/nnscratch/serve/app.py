@@ -307,7 +307,9 @@ def create_app(models=(), runs_dir="runs", digits_dir="digits", *, pretrained: b
         return {"counts": counts, "total": sum(counts)}
 
     @app.post("/api/digits", summary="Save a drawing with its true label",
-              openapi_extra={"requestBody": _PICTURE_BODY}, responses=_ERRORS)
+              openapi_extra={"requestBody": _PICTURE_BODY},
+              responses={**_ERRORS, 500: {**_ERROR, "description": "the digits folder cannot be written "
+                                                                   "(the server's disk): which folder and why"}})
     async def save_digit(request: Request, label: int = Query(..., ge=0, le=9, description="the true digit")):
         """Prepare the drawing as for reading and append it with ``label`` to the folder
         of your own digits (IDX files in MNIST's layout, for ``nnscratch evaluate --data``)."""
