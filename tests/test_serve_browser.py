@@ -264,6 +264,14 @@ def test_it_was_a_button_saves_the_drawing(server, browser):
     playwright_api.expect(page.locator("#saved")).to_contain_text("saved as a 7", timeout=15_000)
     assert read_idx(digits / "t10k-labels-idx1-ubyte").tolist()[-1] == 7
     assert prediction(page).inner_text() == "?"                     # cleared for the next one
+    # A double click (or a double tap) saves the drawing once, not twice.
+    before = len(read_idx(digits / "t10k-labels-idx1-ubyte"))
+    draw_with_mouse(page, ONE)
+    playwright_api.expect(prediction(page)).to_have_text("1", timeout=15_000)
+    page.locator("[data-testid=truth-1]").dblclick()
+    playwright_api.expect(page.locator("#saved")).to_contain_text("saved as a 1", timeout=15_000)
+    page.wait_for_load_state("networkidle")                           # a second save would have landed
+    assert len(read_idx(digits / "t10k-labels-idx1-ubyte")) == before + 1
     watch.check()
     ctx.close()
 

@@ -11,7 +11,7 @@
   const state = {
     models: [], model: null, compare: "",
     hasInk: false, drawing: false, last: null,
-    inFlight: false, pending: false, lastSent: 0, seq: 0, shown: 0, timer: null,
+    inFlight: false, pending: false, lastSent: 0, seq: 0, shown: 0, timer: null, saving: false,
   };
 
   function setStatus(text) { $("status").textContent = text || ""; }
@@ -317,7 +317,9 @@
   }
 
   async function saveDigit(k) {
+    if (state.saving) return;             // a double tap or click saves the drawing once
     if (!state.hasInk) { $("saved").textContent = "draw a digit first"; return; }
+    state.saving = true;
     try {
       const body = await postPicture("/api/digits?label=" + k, await canvasBlob());
       $("saved").textContent = "saved as a " + k + " · " + body.total + " digits in your folder";
@@ -326,6 +328,8 @@
       showEmpty();
     } catch (error) {
       $("saved").textContent = "not saved: " + error.message;
+    } finally {
+      state.saving = false;
     }
   }
 
