@@ -531,6 +531,25 @@ def test_ctrl_c_in_a_terminal_and_sigterm_stop_the_driver_and_its_local_workers_
         pytest.fail("worker processes outlived the interrupted sweep")
 
 
+def test_a_stop_whose_exception_python_dropped_still_stops_at_the_next_trial(client, tmp_path):
+    """request_stop's exception can be dropped (raised inside a gc callback: "Exception ignored in
+    <bound method GCDiagnosis._gc_callback ...>"); before, that SIGTERM was lost and the sweep ran on."""
+    import signal
+
+    import nnscratch.sweep as sweep
+
+    def log(line):
+        if "to train" in line:  # the request arrives, and its exception is lost
+            sweep._stop_signal = signal.SIGTERM
+
+    settings = SweepSettings(**{**TINY.to_dict(), "trials": 6})
+    with pytest.raises(sweep.StopRequested) as info:
+        run_sweep(settings, tmp_path / "sweep", client=client, plots=False, log=log)
+    assert info.value.signum == signal.SIGTERM
+    assert len(read_trials(tmp_path / "sweep" / "trials.csv")) == 1  # stopped once a trial was recorded
+    assert run_sweep(settings, tmp_path / "sweep", client=client, plots=False, log=_quiet).trained != []
+
+
 def test_command_without_dask_names_the_extra_to_install(tmp_path):
     blocked = tmp_path / "site"
     for name in ("distributed", "dask"):

@@ -114,6 +114,39 @@ class SweepError(NnscratchError):
     """A sweep cannot run: unreachable scheduler, a trial that keeps failing, a damaged sweep folder."""
 
 
+class StopRequested(KeyboardInterrupt):
+    """A signal asked the sweep to stop: it unwinds as Ctrl-C does (cluster closed, finished trials kept)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_stop_signal: int | None = None  # the signal request_stop was called for, during this run_sweep
+
+
+def request_stop(signum, frame=None):
+    """Signal handler (SIGINT, SIGTERM) for ``nnscratch sweep``: stop the running sweep.
+
+    It raises :class:`StopRequested` at once, and a second such signal takes its
+    default action. Python drops an exception raised while a finalizer or a gc
+    callback runs ("Exception ignored in ...": Dask's GC diagnostics install one), so
+    the request is also recorded, and :func:`run_sweep` raises it again as soon as the
+    next trial is recorded: a SIGTERM was sometimes lost, and the sweep ran to its end.
+    """
+    global _stop_signal
+    import signal
+
+    _stop_signal = signum
+    signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    raise StopRequested(signum)
+
+
+def _raise_if_stop_requested() -> None:
+    if _stop_signal is not None:
+        raise StopRequested(_stop_signal)
+
+
 # ============================================================================ settings
 
 
@@ -587,9 +620,13 @@ class _Cluster:
                 # Without a dashboard the scheduler still serves /health on 127.0.0.1, at port 8787
                 # or, when another cluster has that, at a free one: nothing to warn a user about.
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                # Dask's own ERROR lines are silenced too: closing the cluster races the workers'
+                # heartbeats ("Failed to communicate with scheduler during heartbeat" and a traceback,
+                # now and then, after a finished or stopped sweep). What goes wrong in a sweep reaches
+                # the user as one line: a trial's error, or KilledWorker for workers that died.
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                             host="127.0.0.1", dashboard_address=None, env=dict(WORKER_ENV),
-                                            silence_logs=logging.ERROR)
+                                            silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
             return self.client
         _probe_scheduler(self.scheduler, self.timeout)
@@ -737,6 +774,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     log : callable
         Receives the summary lines.
     """
+    global _stop_signal
+    _stop_signal = None
     settings = settings.checked()
     if scheduler is not None and not _valid_address(scheduler):
         raise ConfigError(f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
@@ -796,6 +835,8 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                     best = best_trial(in_sweep)
                     if best is not None:
                         bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
+                _raise_if_stop_requested()  # a stop whose exception Python dropped (request_stop)
+            _raise_if_stop_requested()
         finally:
             if trial_log is not None:
                 trial_log.close()

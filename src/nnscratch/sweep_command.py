@@ -16,15 +16,6 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # SIGTERM, as nnscratch train
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, unwinding like Ctrl-C: the cluster is closed and the finished trials kept."""
-
-
-def _terminate(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise _Terminated()
-
-
 def add_parser(commands) -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep", help="the book's hyper-parameter search (lr, weight decay) on a Dask cluster",
@@ -92,19 +83,32 @@ def cmd_sweep(args) -> int:
     # outright: its workers were left to notice, and multiprocessing warned of leaked semaphores.
     import threading
 
+    from nnscratch.sweep import StopRequested, request_stop
+
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = {signum: signal.signal(signum, request_stop)
+                for signum in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    unraisable_hook = sys.unraisablehook
+
+    def quiet_dropped_stop(unraisable):
+        # A stop raised inside a gc callback is dropped by Python with a traceback; run_sweep
+        # raises it again, so the traceback is noise.
+        if not isinstance(unraisable.exc_value, StopRequested):
+            unraisable_hook(unraisable)
+
+    sys.unraisablehook = quiet_dropped_stop
     try:
         run_sweep(settings, args.out, scheduler=args.scheduler, workers=args.workers,
                   connect_timeout=args.connect_timeout, plots=not args.no_plots,
                   progress=False if args.no_progress else None,
                   log=lambda line: print(line, flush=True))
     except KeyboardInterrupt as exc:
-        terminated = isinstance(exc, _Terminated)
+        terminated = isinstance(exc, StopRequested) and exc.signum == signal.SIGTERM
         print(f"\n{'Terminated' if terminated else 'Interrupted'}: the finished trials are in "
               f"{args.out}/trials.csv; rerun the same command to continue.", file=sys.stderr, flush=True)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = unraisable_hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     return 0
