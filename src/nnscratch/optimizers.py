@@ -404,8 +404,9 @@ class Adam(Optimizer):
     def _step(self, params, grads):
         b1, b2, t = self.beta1, self.beta2, self.iterations
         lr_t = self.lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        ms, vs, eps = self._slots["m"], self._slots["v"], self.eps
         for key, p in params.items():
-            m, v = self._slots["m"][key], self._slots["v"][key]
+            m, v = ms[key], vs[key]
             g = grads[key]
             buf = self._buffer(key, p)
             # m += (1 - b1) * (g - m)
@@ -418,7 +419,7 @@ class Adam(Optimizer):
             buf *= 1.0 - b2
             v += buf
             # p -= lr_t * m / (sqrt(v) + eps)
-            _scaled_step(p, m, v, lr_t, self.eps, buf)
+            _scaled_step(p, m, v, lr_t, eps, buf)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -544,19 +544,23 @@ class Trainer:
         if not math.isfinite(loss):
             bad = f"the loss became {loss}"
         else:
-            for key, g in grads.items():
-                # One reduction per array: a NaN or inf anywhere makes the sum non-finite.
-                # A dot product with ones is that sum on BLAS: ~5x faster than g.sum().
-                flat = g.reshape(-1)
-                ones = getattr(self, "_finite_check_ones", None)
-                if ones is None or ones.size < flat.size or ones.dtype != flat.dtype:
-                    ones = self._finite_check_ones = np.ones(max(flat.size, 1 if ones is None else ones.size),
-                                                             dtype=flat.dtype)
-                with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the error below says it
-                    total = float(flat @ ones[:flat.size])
-                if not math.isfinite(total):
-                    bad = f"the gradient of {key!r} is not finite (loss {loss:.4g})"
-                    break
+            # One reduction per array, added up in Python floats (double: no overflow from
+            # float32 sums): a NaN or inf anywhere makes the total non-finite. A dot product
+            # with ones is the sum on BLAS: ~5x faster than g.sum().
+            ones = getattr(self, "_finite_check_ones", None)
+            total = 0.0
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the error below says it
+                for g in grads.values():
+                    flat = g.reshape(-1)
+                    if ones is None or ones.size < flat.size or ones.dtype != flat.dtype:
+                        ones = self._finite_check_ones = np.ones(
+                            max(flat.size, 1 if ones is None else ones.size), dtype=flat.dtype)
+                    total += float(flat @ ones[:flat.size])
+                if not math.isfinite(total):  # rare: name the first offending array
+                    for key, g in grads.items():
+                        if not math.isfinite(float(g.reshape(-1) @ ones[:g.size])):
+                            bad = f"the gradient of {key!r} is not finite (loss {loss:.4g})"
+                            break
         if bad is not None:
             lr = self.optimizer.lr
             raise TrainingDivergedError(

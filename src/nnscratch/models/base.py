@@ -106,19 +106,20 @@ class Model:
         Raises ShapeError naming the expected shape when the shape is wrong or
         the values are not floating point (e.g. raw uint8 pixels).
         """
-        expected = _shape_text(self.input_shape)
         if not hasattr(x, "dtype"):
             x = np.asarray(x)
         if x.dtype.kind != "f":
             raise ShapeError(
-                f"{name} must be a floating-point array of shape {expected}, got dtype {x.dtype} "
+                f"{name} must be a floating-point array of shape {_shape_text(self.input_shape)}, "
+                f"got dtype {x.dtype} "
                 f"(scale raw pixels to [0, 1], e.g. load_mnist(normalize=True))"
             )
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != tuple(self.input_shape):
             hint = ""
             if int(np.prod(x.shape[1:], dtype=np.int64)) == int(np.prod(self.input_shape, dtype=np.int64)):
                 hint = f" (reshape with x.reshape(-1, {', '.join(map(str, self.input_shape))}))"
-            raise ShapeError(f"{name} must have shape {expected}, got shape {x.shape}{hint}")
+            raise ShapeError(f"{name} must have shape {_shape_text(self.input_shape)}, "
+                             f"got shape {x.shape}{hint}")
         if x.shape[0] == 0:
             raise ShapeError(f"{name} must hold at least one sample, got shape {x.shape}")
         return x.astype(self.dtype, copy=False)
@@ -138,7 +139,7 @@ class Model:
                 )
             if t.shape[0] != n:
                 raise ShapeError(f"{name} must have shape ({n},) (one label per sample of x), got shape {t.shape}")
-            lo, hi = t.min(), t.max()
+            lo, hi = np.minimum.reduce(t), np.maximum.reduce(t)  # t.min(), t.max(), less per-call time
             if lo < 0 or hi >= c:
                 raise ShapeError(f"{name} labels must lie in 0..{c - 1}, got values from {lo} to {hi}")
             return t
@@ -438,7 +439,11 @@ class LayerModel(Model):
     def _weight_decay_loss(self) -> float:
         if not self.weight_decay_lambda:
             return 0.0
-        total = sum(float(np.sum(self.params[name] ** 2)) for name in self._decayed)
+        params = self.params
+        total = 0.0
+        for name in self._decayed:
+            w = params[name]
+            total += float(np.add.reduce(np.square(w).reshape(-1)))  # np.sum(w ** 2), less per-call time
         return 0.5 * self.weight_decay_lambda * total
 
     def _loss(self, x, t, train_flg):
