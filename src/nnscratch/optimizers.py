@@ -404,6 +404,26 @@ class Adam(Optimizer):
     def _step(self, params, grads):
         b1, b2, t = self.beta1, self.beta2, self.iterations
         lr_t = self.lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        flat = self._flat_state(params, grads)
+        if flat is not None:
+            # All parameters at once: the same element-wise operations as the loop below
+            # (so the same bits), 16 NumPy calls per step instead of 12 per parameter.
+            m, v, g, buf, steps = flat
+            np.concatenate([grads[key].reshape(-1) for key in params], out=g)
+            np.subtract(g, m, out=buf)
+            buf *= 1.0 - b1
+            m += buf
+            np.multiply(g, g, out=buf)
+            buf -= v
+            buf *= 1.0 - b2
+            v += buf
+            np.sqrt(v, out=buf)
+            buf += self.eps
+            np.divide(m, buf, out=buf)
+            buf *= lr_t
+            for p, step in zip(params.values(), steps):
+                p -= step
+            return
         ms, vs, eps = self._slots["m"], self._slots["v"], self.eps
         for key, p in params.items():
             m, v = ms[key], vs[key]
@@ -420,6 +440,44 @@ class Adam(Optimizer):
             v += buf
             # p -= lr_t * m / (sqrt(v) + eps)
             _scaled_step(p, m, v, lr_t, eps, buf)
+
+    def _flat_state(self, params, grads):
+        """``(m, v, g, buf, steps)``: the slots as views of two flat arrays, scratch, views of ``buf``.
+
+        None when the parameters or gradients differ in dtype (the loop then
+        computes as before). Built on the first step (and again after the slot
+        arrays were replaced, e.g. by ``load_state_dict``): the current slot
+        values are copied into the flat arrays and the slots become views of them.
+        """
+        ms, vs = self._slots["m"], self._slots["v"]
+        flat = getattr(self, "_flat", None)
+        if flat is not None:
+            keys, m_views, v_views, dtype, state = flat
+            m, v, steps = state[0], state[1], state[4]
+            # Still our views of m and v (a deep copy or pickle gives arrays of their own)?
+            if keys == tuple(params) and all(
+                    ms[k] is a and a.base is m and vs[k] is b and b.base is v
+                    and grads[k].dtype == dtype and params[k].shape == step.shape
+                    for k, a, b, step in zip(keys, m_views, v_views, steps)):
+                return state
+        dtype = next(iter(params.values())).dtype if params else None
+        if (not params or any(p.dtype != dtype for p in params.values())
+                or any(grads[k].dtype != dtype or ms[k].dtype != dtype or vs[k].dtype != dtype
+                       or ms[k].shape != p.shape or vs[k].shape != p.shape for k, p in params.items())):
+            self._flat = None
+            return None
+        keys = tuple(params)
+        m = np.concatenate([ms[k].reshape(-1) for k in keys]).astype(dtype, copy=False)
+        v = np.concatenate([vs[k].reshape(-1) for k in keys]).astype(dtype, copy=False)
+        buf = np.empty_like(m)
+        bounds = np.cumsum([0] + [params[k].size for k in keys])
+        for k, lo, hi in zip(keys, bounds[:-1], bounds[1:]):
+            ms[k] = m[lo:hi].reshape(params[k].shape)
+            vs[k] = v[lo:hi].reshape(params[k].shape)
+        steps = [buf[lo:hi].reshape(params[k].shape) for k, lo, hi in zip(keys, bounds[:-1], bounds[1:])]
+        state = (m, v, np.empty_like(m), buf, steps)
+        self._flat = (keys, [ms[k] for k in keys], [vs[k] for k in keys], dtype, state)
+        return state
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
