@@ -319,7 +319,12 @@ class Model:
         """A copy of the network with every array in ``dtype`` (e.g. float64 for gradient checks)."""
         config = dict(self.config)
         config["dtype"] = resolve_dtype(dtype).name
-        clone = type(self)(**config)
+        # load_params overwrites every parameter and buffer, so a model that honours
+        # ``_copying`` (MultiLayerNet) skips drawing random initial weights.
+        clone = type(self).__new__(type(self))
+        clone._copying = True
+        clone.__init__(**config)
+        del clone._copying
         clone.load_params(self.params, self.buffers)
         clone.set_rng_state(copy.deepcopy(self.get_rng_state()))
         return clone

@@ -87,7 +87,10 @@ class MultiLayerNet(LayerModel):
                 std = np.sqrt(_INIT_GAINS[weight_init_std.lower()] / fan_in)
             else:
                 std = float(weight_init_std)
-            W = (std * rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
+            if getattr(self, "_copying", False):  # Model.astype: load_params sets the weights
+                W = np.empty((fan_in, fan_out), dtype=self.dtype)
+            else:
+                W = (std * rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
             self.layers[f"Affine{idx}"] = Affine(W, np.zeros(fan_out, dtype=self.dtype))
             if idx == len(sizes) - 1:
                 break
