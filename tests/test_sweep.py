@@ -24,8 +24,8 @@ distributed = pytest.importorskip("distributed")
 from nnscratch.datasets import load_mnist  # noqa: E402
 from nnscratch.errors import ConfigError, NnscratchError  # noqa: E402
 from nnscratch.io import load_model, read_model_metadata  # noqa: E402
-from nnscratch.sweep import (CRASH_ONCE_VARIABLE, TRIAL_FIELDS, SweepSettings, load_sweep_data,  # noqa: E402
-                             read_trials, run_sweep, run_trial, trial_parameters)
+from nnscratch.sweep import (CRASH_ONCE_VARIABLE, NO_FIXED_PORT, TRIAL_FIELDS, SweepSettings,  # noqa: E402
+                             load_sweep_data, read_trials, run_sweep, run_trial, trial_parameters)
 
 TINY = SweepSettings(trials=4, epochs=3, limit=60, hidden=(16, 16), batch_size=20, lr_range=(1e-3, 1e-1))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +36,8 @@ def client():
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, env={"OPENBLAS_NUM_THREADS": "1"})
+                           dashboard_address=None, env={"OPENBLAS_NUM_THREADS": "1"},
+                           scheduler_kwargs=NO_FIXED_PORT)
     client = Client(cluster)
     yield client
     client.close()
@@ -562,11 +563,10 @@ def test_command_without_dask_names_the_extra_to_install(tmp_path):
     assert "pip install 'nnscratch[sweep]'" in done.stderr and done.stderr.count("\n") == 1
 
 
-@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_command_on_a_scheduler_without_workers_fails_quickly(tmp_path):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as empty:
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=NO_FIXED_PORT) as empty:
         start = time.monotonic()
         done = _nnscratch(*TINY_FLAGS, "--scheduler", empty.scheduler_address, "--connect-timeout", "1",
                           "--out", str(tmp_path / "s"), timeout=60)

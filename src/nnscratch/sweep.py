@@ -105,6 +105,10 @@ def max_local_workers() -> int:
 # One BLAS thread per worker process: the matrices are small, and the workers share the cores.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+# Without a dashboard the scheduler still serves /health, at 127.0.0.1:8787 by default, and warns
+# when another cluster holds that port; a free port of the system's choosing has no such race.
+NO_FIXED_PORT = {"dashboard_address": "127.0.0.1:0"}
+
 # Testing aid: "INDEX:PATH" makes trial INDEX kill its worker process halfway through training,
 # once (PATH records that it happened), so that tests can check a lost worker loses no trial.
 CRASH_ONCE_VARIABLE = "NNSCRATCH_SWEEP_CRASH_ONCE"
@@ -616,17 +620,14 @@ class _Cluster:
         from distributed import Client, LocalCluster
 
         if self.scheduler is None:
-            with warnings.catch_warnings(), _workers_ignore_ctrl_c():
-                # Without a dashboard the scheduler still serves /health on 127.0.0.1, at port 8787
-                # or, when another cluster has that, at a free one: nothing to warn a user about.
-                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            with _workers_ignore_ctrl_c():
                 # Dask's own ERROR lines are silenced too: closing the cluster races the workers'
                 # heartbeats ("Failed to communicate with scheduler during heartbeat" and a traceback,
                 # now and then, after a finished or stopped sweep). What goes wrong in a sweep reaches
                 # the user as one line: a trial's error, or KilledWorker for workers that died.
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                             host="127.0.0.1", dashboard_address=None, env=dict(WORKER_ENV),
-                                            silence_logs=logging.CRITICAL)
+                                            silence_logs=logging.CRITICAL, scheduler_kwargs=NO_FIXED_PORT)
             self.client = Client(self.cluster)
             return self.client
         _probe_scheduler(self.scheduler, self.timeout)

@@ -446,6 +446,8 @@
       $("train-start").disabled = false;
       $("train-stop").disabled = true;
       if (status.state === "done") {
+        // the picker first, so that "now in the model picker" is true when it is shown
+        try { await loadModels(); } catch (error) { /* the text below still says how the run ended */ }
         const acc = status.test_accuracy === null || status.test_accuracy === undefined ? ""
           : " · test accuracy " + (100 * status.test_accuracy).toFixed(2) + "%";
         $("train-state").textContent = status.interrupted
@@ -453,7 +455,6 @@
             "only a finished run joins the model picker"
           : "finished: " + status.run + acc + (status.model_id ? " · now in the model picker" : "") +
             (status.note ? " · " + status.note : "");
-        await loadModels();
       } else if (status.state === "failed") {
         $("train-state").textContent = "failed: " + (status.message || "");
       } else {
