@@ -273,6 +273,17 @@ def test_a_folder_another_sweep_is_writing_to_is_refused(client, tmp_path):
             run_sweep(TINY, out, client=client, log=_quiet)
     assert not (out / "trials.csv").exists()
     assert len(run_sweep(TINY, out, client=client, plots=False, log=_quiet).trained) == 4
+    # With every trial on record a sweep still writes (the best model, the figures): held, it waits its turn.
+    (out / "best_model.npz").unlink()
+    with open(out / ".nnscratch-sweep.lock", "w") as held:
+        held.write("12345")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SweepError, match=r"in use by another nnscratch sweep \(pid 12345\)"):
+            run_sweep(TINY, out, client=client, log=_quiet)
+    assert not (out / "best_model.npz").exists() and not (out / "best_trials.png").exists()
+    assert run_sweep(TINY, out, client=client, log=_quiet).trained == []
+    assert (out / "best_model.npz").exists() and (out / "best_trials.png").exists()
 
 
 def test_a_worker_dying_mid_trial_loses_and_duplicates_no_trial(client, tmp_path, monkeypatch):
