@@ -15,16 +15,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(**app_kwargs):
-    """Start ``create_app(**app_kwargs)`` on uvicorn; yields the base URL, stops it after."""
+def running_server(head_timeout_s=None, **app_kwargs):
+    """Start ``create_app(**app_kwargs)`` on uvicorn as ``nnscratch serve`` does; yields the base URL
+    and the app, stops it after."""
     import uvicorn
 
     from nnscratch.serve import create_app
+    from nnscratch.serve.protocol import HEAD_TIMEOUT_S, config
 
     app = create_app(**app_kwargs)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(config(app, head_timeout_s=head_timeout_s or HEAD_TIMEOUT_S, host="127.0.0.1",
+                                   port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="serve-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -299,6 +299,39 @@ def test_a_body_that_stops_arriving_is_answered_408(run_folder, tmp_path):
         assert time.monotonic() - started < 10
 
 
+def _read_until_closed(sock) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_request_head_that_stops_arriving_is_answered_408_and_a_silent_connection_closed(run_folder, tmp_path):
+    """uvicorn alone waits for a head for ever: a client sending half a header (or nothing) held a socket."""
+    with running_server(runs_dir=run_folder, digits_dir=tmp_path, head_timeout_s=1.0) as (base, app):
+        host, port = base.removeprefix("http://").split(":")
+        address = (host, int(port))
+        with socket.create_connection(address, timeout=10) as half, \
+                socket.create_connection(address, timeout=10) as silent:
+            started = time.monotonic()
+            half.sendall(b"GET /api/models HTTP/1.1\r\nHost: x\r\nAccept: appl")          # then nothing
+            answer = _read_until_closed(half)
+            assert answer.startswith(b"HTTP/1.1 408 ") and b"headers did not arrive within 1 s" in answer
+            assert _read_until_closed(silent) == b""
+            assert time.monotonic() - started < 8
+        # A head sent slowly but within the deadline is answered; the deadline starts again for the next
+        # request on the kept-alive connection, whose head stalls in turn.
+        with socket.create_connection(address, timeout=10) as slow:
+            for part in (b"GET /api/models HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+                slow.sendall(part)
+                time.sleep(0.3)
+            first = slow.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 ")
+            slow.sendall(b"GET /api/models HTTP/1.1\r\nHo")
+            rest = first + _read_until_closed(slow)
+            assert rest.count(b"HTTP/1.1 200 ") == 1 and b"HTTP/1.1 408 " in rest
+
+
 def test_a_chunked_body_over_the_limit_is_refused_while_read(server):
     base, _, _ = server
     host, port = base.removeprefix("http://").split(":")

@@ -65,6 +65,8 @@ def cmd_serve(args) -> int:
     if ":" in shown:   # an IPv6 address goes in brackets in a URL: http://[::1]:8000/
         shown = f"[{shown}]"
     print(f"nnscratch: the drawing page is on http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    from .protocol import config
+
+    server = uvicorn.Server(config(app, log_level="warning"))
     server.run(sockets=[listener])
     return 0
