@@ -158,6 +158,10 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     ctx, page, watch = open_page(browser, base, viewport={"width": 1280, "height": 1180})
     assert prediction(page).inner_text() == "?"
     assert "draw a digit" in page.locator("#verdict").inner_text()
+    # Nothing drawn: empty frames and a hint, not black squares that look like a reading.
+    playwright_api.expect(page.locator("#stages")).to_have_class(re.compile(r"\bempty\b"))
+    playwright_api.expect(page.locator("#inside-hint")).to_be_visible()
+    assert page.locator("[data-testid=saliency]").is_hidden()
 
     # Live: the reading appears while the button is still held.
     draw_with_mouse(page, SEVEN, release=False)
@@ -172,6 +176,8 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     # The preparation and the inside of the network are shown.
     for stage in ("stage-crop", "stage-fitted", "stage-field"):
         assert page.locator(f"[data-testid={stage}]").get_attribute("src").startswith("data:image/png")
+    assert "empty" not in page.locator("#stages").get_attribute("class")
+    assert page.locator("#inside-hint").is_hidden() and page.locator("[data-testid=saliency]").is_visible()
     playwright_api.expect(page.locator("#activations figure")).to_have_count(8)
     assert "16 filters 3×3" in page.locator("#filters").inner_text()
 
@@ -190,6 +196,7 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     playwright_api.expect(prediction(page)).to_have_text("?")
     assert page.locator("#verdict").inner_text() == "draw a digit"
     assert page.locator("#bars .bar.best").count() == 0
+    assert "empty" in page.locator("#stages").get_attribute("class") and page.locator("#inside-hint").is_visible()
     # An empty canvas asks no question of the server and shows no guess.
     page.wait_for_timeout(500)
     assert prediction(page).inner_text() == "?"

@@ -219,9 +219,17 @@
     }
     $("verdict").textContent = "draw a digit";
     $("verdict-2").textContent = state.compare ? "draw a digit" : "pick a second model to read the same drawing";
+    showEmptyInside();
+  }
+
+  // Nothing to read: empty frames and a hint, no black squares that look like a reading.
+  function showEmptyInside() {
     for (const id of ["stage-crop", "stage-fitted", "stage-field"]) $(id).removeAttribute("src");
     for (const id of ["saliency", "saliency-ink"]) $(id).getContext("2d").clearRect(0, 0, 28, 28);
     $("activations").textContent = "";
+    $("filters").textContent = "";
+    $("stages").classList.add("empty");
+    $("inside-hint").hidden = false;
   }
 
   function setImage(id, url) {
@@ -278,6 +286,9 @@
   }
 
   function showInside(answer) {
+    if (answer.blank) { showEmptyInside(); return; }
+    $("stages").classList.remove("empty");
+    $("inside-hint").hidden = true;
     const stages = answer.stages || {};
     setImage("stage-crop", stages.crop);
     setImage("stage-fitted", stages.fitted);
