@@ -161,14 +161,7 @@ def plot_accuracy(history, path=None, *, ylim=(0.0, 1.0), title="Accuracy"):
     ax.plot(epochs, train, marker="o" if marker else None, label="train acc")
     if test is not None:
         ax.plot(epochs, test, marker="s" if marker else None, linestyle="--", label="test acc")
-    _whole_epochs(ax)
-    ax.set_xlabel("epochs")
-    ax.set_ylabel("accuracy")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    _finish_accuracy_axes(ax, ylim, title)
     return figure_saved_if_asked(fig, path)
 
 
@@ -195,6 +188,11 @@ def plot_accuracy_comparison(histories: dict, path=None, *, ylim=(0.0, 1.0), tit
         if test is not None:
             ax.plot(epochs, test, color=colour, linestyle="--",
                     label=f"{name}: test (gap {train[-1] - test[-1]:.2f})")
+    _finish_accuracy_axes(ax, ylim, title, legend_size=8)
+    return figure_saved_if_asked(fig, path)
+
+
+def _finish_accuracy_axes(ax, ylim, title, legend_size=None) -> None:
     _whole_epochs(ax)
     ax.set_xlabel("epochs")
     ax.set_ylabel("accuracy")
@@ -202,8 +200,7 @@ def plot_accuracy_comparison(histories: dict, path=None, *, ylim=(0.0, 1.0), tit
         ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return figure_saved_if_asked(fig, path)
+    ax.legend(loc="lower right", fontsize=legend_size)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
