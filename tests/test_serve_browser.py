@@ -153,6 +153,12 @@ def prediction(page):
     return page.locator("[data-testid=prediction]")
 
 
+def settled(page):
+    """Wait until the reading of the drawing as it is now is shown (a live reading of part of a
+    stroke can still be on the page right after the mouse is released)."""
+    playwright_api.expect(page.locator("#reading-1")).to_have_attribute("aria-busy", "false", timeout=15_000)
+
+
 def test_draw_read_live_clear_and_screenshot(server, browser):
     base, _ = server
     ctx, page, watch = open_page(browser, base, viewport={"width": 1280, "height": 1180})
@@ -167,7 +173,8 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     draw_with_mouse(page, SEVEN, release=False)
     playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
     page.mouse.up()
-    playwright_api.expect(prediction(page)).to_have_text("7", timeout=15_000)
+    settled(page)
+    playwright_api.expect(prediction(page)).to_have_text("7")
     best = page.locator("#bars .bar.best")             # one bar marked, the 7's, with its percentage
     assert best.count() == 1 and best.locator(".k").inner_text() == "7"
     assert re.fullmatch(r"\d+\.\d%", best.locator(".pct").inner_text())
@@ -185,6 +192,7 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     page.select_option("#compare", "run-mlp-small")
     playwright_api.expect(page.locator("[data-testid=prediction-2]")).to_have_text(
         re.compile(r"^\d$"), timeout=15_000)
+    settled(page)
     # Every picture decoded and sized (the layers' widths are set when they load), however busy the machine.
     page.wait_for_function("""() => [...document.images].every(i => !i.getAttribute('src') ||
                                                                   (i.complete && i.naturalWidth > 0 &&
@@ -222,7 +230,8 @@ def test_draw_read_live_clear_and_screenshot(server, browser):
     # A scribbled blot is no digit: the reading says it is uncertain.
     page.locator("[data-testid=clear]").click()
     draw_with_mouse(page, [[(0.3 + 0.4 * (k % 2), 0.3 + 0.02 * k) for k in range(21)]])
-    playwright_api.expect(page.locator("#verdict")).to_contain_text("uncertain", timeout=15_000)
+    settled(page)
+    playwright_api.expect(page.locator("#verdict")).to_contain_text("uncertain")
     assert "uncertain" in prediction(page).get_attribute("class")
     watch.check()
     ctx.close()

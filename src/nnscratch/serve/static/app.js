@@ -102,8 +102,15 @@
   });
 
   // ------------------------------------------------------------------ reading
+  // aria-busy on the reading cards: true from a change of the drawing until its reading is shown
+  // (screen readers wait for it; so do the browser tests).
+  function setBusy(busy) {
+    for (const id of ["reading-1", "reading-2"]) $(id).setAttribute("aria-busy", String(busy));
+  }
+
   function scheduleReading(now) {
     if (!state.hasInk) return;
+    setBusy(true);
     if (state.inFlight) { state.pending = true; return; }
     const wait = now ? 0 : Math.max(0, state.lastSent + THROTTLE_MS - performance.now());
     clearTimeout(state.timer);
@@ -122,7 +129,7 @@
   }
 
   async function readDrawing() {
-    if (!state.hasInk || !state.model) return;
+    if (!state.hasInk || !state.model) { setBusy(false); return; }
     state.inFlight = true;
     state.pending = false;
     state.lastSent = performance.now();
@@ -149,7 +156,8 @@
       if (seq === state.seq) setStatus("could not read the drawing: " + error.message);
     } finally {
       state.inFlight = false;
-      if (state.pending) scheduleReading(!state.drawing);
+      if (state.pending && state.hasInk) scheduleReading(!state.drawing);
+      else setBusy(false);
     }
   }
 
