@@ -258,29 +258,28 @@ def test_other_settings_in_the_same_folder_are_refused(client, tmp_path):
         run_sweep(SweepSettings(**{**TINY.to_dict(), "epochs": 9}), out, client=client, log=_quiet)
 
 
-def test_a_folder_another_sweep_is_writing_to_is_refused(client, tmp_path):
+def _refused_while_another_sweep_holds(out, client):
     import fcntl
 
     from nnscratch.sweep import SweepError
 
-    out = tmp_path / "sweep"
-    out.mkdir()
     with open(out / ".nnscratch-sweep.lock", "w") as held:  # as a running sweep holds it
         held.write("12345")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(SweepError, match=r"in use by another nnscratch sweep \(pid 12345\)"):
             run_sweep(TINY, out, client=client, log=_quiet)
+
+
+def test_a_folder_another_sweep_is_writing_to_is_refused(client, tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    _refused_while_another_sweep_holds(out, client)
     assert not (out / "trials.csv").exists()
     assert len(run_sweep(TINY, out, client=client, plots=False, log=_quiet).trained) == 4
     # With every trial on record a sweep still writes (the best model, the figures): held, it waits its turn.
     (out / "best_model.npz").unlink()
-    with open(out / ".nnscratch-sweep.lock", "w") as held:
-        held.write("12345")
-        held.flush()
-        fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(SweepError, match=r"in use by another nnscratch sweep \(pid 12345\)"):
-            run_sweep(TINY, out, client=client, log=_quiet)
+    _refused_while_another_sweep_holds(out, client)
     assert not (out / "best_model.npz").exists() and not (out / "best_trials.png").exists()
     assert run_sweep(TINY, out, client=client, log=_quiet).trained == []
     assert (out / "best_model.npz").exists() and (out / "best_trials.png").exists()

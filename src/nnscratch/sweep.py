@@ -54,7 +54,6 @@ import struct
 import threading
 import time
 import uuid
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -798,58 +797,16 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
     in_sweep = {i: r for i, r in rows.items() if i < settings.trials}
     best_model = _BestModel(out / BEST_MODEL_NAME, settings, best_trial(in_sweep))
 
-    lock = None  # held from the first write to the last: one driver writes in the folder at a time
-    try:
-        trained: list[int] = []
+    with contextlib.ExitStack() as held:   # the folder lock, from the first write to the last
         if todo:
-            if progress is None:
-                import sys
-
-                progress = sys.stderr.isatty()
-            from tqdm.auto import tqdm
-
-            cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
-                if client is None else None
-            trial_log = bar = None
-            try:
-                if cluster is not None:
-                    client = cluster.__enter__()
-                log(f"{_count(len(todo), 'trial')} to train ({settings.trials - len(todo)} on record) on "
-                    + _describe_cluster(client, local=cluster is not None and scheduler is None))
-                bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
-                           unit="trial", disable=not progress, dynamic_ncols=True)
-                # The folder is made once the cluster answers: a mistyped --scheduler leaves nothing behind.
-                _make_folder(out)
-                lock = _lock_folder(out)
-                rows = read_trials(trials_path)  # again, now that no other sweep can write there
-                todo = [i for i in range(settings.trials) if i not in rows]
-                in_sweep = {i: r for i, r in rows.items() if i < settings.trials}
-                best_model.best = best_trial(in_sweep)
-                if settings_changed:
-                    _write_settings_file(out, settings)
-                trial_log = _TrialLog(trials_path, set(rows))
-                for result in _run_trials(client, settings, todo) if todo else ():
-                    result = _finish_trial(out, trial_log, best_model, result)
-                    if result is not None:
-                        rows[result["trial"]] = result
-                        in_sweep[result["trial"]] = result
-                        trained.append(result["trial"])
-                        bar.update(1)
-                        best = best_trial(in_sweep)
-                        if best is not None:
-                            bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
-                    _raise_if_stop_requested()  # a stop whose exception Python dropped (request_stop)
-                _raise_if_stop_requested()
-            finally:
-                if trial_log is not None:
-                    trial_log.close()
-                if bar is not None:
-                    bar.close()
-                if cluster is not None:
-                    cluster.__exit__(None, None, None)
+            in_sweep, trained = _train_missing(settings, out, todo, held, best_model, client=client,
+                                               scheduler=scheduler, workers=workers,
+                                               connect_timeout=connect_timeout, progress=progress,
+                                               settings_changed=settings_changed, log=log)
         else:
             # Every trial is on record: the best model and the figures may still be (re)written.
-            lock = _lock_folder(out)
+            held.callback(os.close, _lock_folder(out))
+            trained = []
         sweep_rows = sorted(in_sweep.values(), key=lambda r: r["trial"])
         best = best_trial(sweep_rows)
         best_model.ensure(best, lambda row: _retrain(settings, row))
@@ -862,9 +819,63 @@ def run_sweep(settings: SweepSettings, out, *, client=None, scheduler: str | Non
                              files=files)
         _summarize(result, log)
         return result
+
+
+def _train_missing(settings: SweepSettings, out: Path, todo: list[int], held: contextlib.ExitStack,
+                   best_model: "_BestModel", *, client, scheduler, workers, connect_timeout, progress,
+                   settings_changed: bool, log) -> tuple[dict, list[int]]:
+    """Train the trials in ``todo`` on the cluster, recording each as it ends.
+
+    The folder is locked (the lock's release goes on ``held``) once the cluster answers.
+    Returns the sweep's rows by trial (on record and new) and the trials trained here.
+    """
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    trials_path = out / TRIALS_NAME
+    trained: list[int] = []
+    cluster = _Cluster(scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) \
+        if client is None else None
+    trial_log = bar = None
+    try:
+        if cluster is not None:
+            client = cluster.__enter__()
+        log(f"{_count(len(todo), 'trial')} to train ({settings.trials - len(todo)} on record) on "
+            + _describe_cluster(client, local=cluster is not None and scheduler is None))
+        bar = tqdm(total=settings.trials, initial=settings.trials - len(todo), desc="trials",
+                   unit="trial", disable=not progress, dynamic_ncols=True)
+        # The folder is made once the cluster answers: a mistyped --scheduler leaves nothing behind.
+        _make_folder(out)
+        held.callback(os.close, _lock_folder(out))
+        rows = read_trials(trials_path)  # again, now that no other sweep can write there
+        todo = [i for i in range(settings.trials) if i not in rows]
+        in_sweep = {i: r for i, r in rows.items() if i < settings.trials}
+        best_model.best = best_trial(in_sweep)
+        if settings_changed:
+            _write_settings_file(out, settings)
+        trial_log = _TrialLog(trials_path, set(rows))
+        for result in _run_trials(client, settings, todo) if todo else ():
+            result = _finish_trial(out, trial_log, best_model, result)
+            if result is not None:
+                in_sweep[result["trial"]] = result
+                trained.append(result["trial"])
+                bar.update(1)
+                best = best_trial(in_sweep)
+                if best is not None:
+                    bar.set_postfix_str(f"best val acc {best['val_acc']:.3f}", refresh=False)
+            _raise_if_stop_requested()  # a stop whose exception Python dropped (request_stop)
+        _raise_if_stop_requested()
     finally:
-        if lock is not None:
-            os.close(lock)
+        if trial_log is not None:
+            trial_log.close()
+        if bar is not None:
+            bar.close()
+        if cluster is not None:
+            cluster.__exit__(None, None, None)
+    return in_sweep, trained
 
 
 def _describe_cluster(client, *, local: bool) -> str:

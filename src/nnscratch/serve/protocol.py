@@ -38,23 +38,16 @@ def guarded_protocol(head_timeout_s: float = HEAD_TIMEOUT_S):
         def connection_made(self, transport):
             super().connection_made(transport)
             self._head_timer = None
-            self._head_started = False
             self._arm_head_timer()
 
         def _arm_head_timer(self):
             self._disarm_head_timer()
-            self._head_started = bool(self.conn.trailing_data[0])   # a pipelined head, in part
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
 
         def _disarm_head_timer(self):
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
-
-        def data_received(self, data):
-            if self._head_timer is not None and data:
-                self._head_started = True
-            super().data_received(data)
 
         def handle_events(self):
             super().handle_events()
@@ -77,7 +70,7 @@ def guarded_protocol(head_timeout_s: float = HEAD_TIMEOUT_S):
             self._head_timer = None
             if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
                 return
-            if self._head_started:
+            if self.conn.trailing_data[0]:   # part of a head arrived: h11 holds it unparsed
                 self.transport.write(b"HTTP/1.1 408 Request Timeout\r\n"
                                      b"content-type: text/plain; charset=utf-8\r\n"
                                      b"connection: close\r\n"
